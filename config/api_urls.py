@@ -1,0 +1,21 @@
+"""Routes of the management API under /api/v1/ (declared without trailing slashes)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from keys import api as keys_api
+from portal import api as portal_api
+
+urlpatterns = [
+    path("health", portal_api.HealthApi.as_view(), name="health"),
+    path("projects", portal_api.ProjectListApi.as_view(), name="projects"),
+    path("projects/<str:project_id>", portal_api.ProjectDetailApi.as_view(), name="project"),
+    path("keys", keys_api.KeyListApi.as_view(), name="keys"),
+    path("keys/<str:key_id>", keys_api.KeyDetailApi.as_view(), name="key"),
+    path("keys/<str:key_id>/rotate", keys_api.KeyRotateApi.as_view(), name="key-rotate"),
+    path("keys/<str:key_id>/revoke", keys_api.KeyRevokeApi.as_view(), name="key-revoke"),
+    path("audit-log", portal_api.AuditLogApi.as_view(), name="audit-log"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+]

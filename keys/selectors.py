@@ -1,0 +1,62 @@
+"""Reads for API keys, always scoped to one organization, and the key check the gate builds on."""
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from common.lookups import get_or_not_found
+from keys.format import key_hash, key_is_well_formed
+from keys.models import ApiKey
+from portal.models import Organization
+
+
+def key_list(
+    *, organization: Organization, project_id: str | None = None, environment: str | None = None
+) -> QuerySet[ApiKey]:
+    keys = ApiKey.objects.filter(organization=organization).select_related("project")
+    if project_id:
+        keys = keys.filter(project_id=project_id)
+    if environment:
+        keys = keys.filter(environment=environment)
+    return keys
+
+
+def key_get(*, organization: Organization, key_id) -> ApiKey:
+    return get_or_not_found(key_list(organization=organization), key_id, "API key")
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    allowed: bool
+    code: str
+    key: ApiKey | None = None
+
+
+def key_check(*, raw_key: str, ip: str | None = None, now: datetime | None = None) -> KeyCheck:
+    """Is this key usable right now, from this address? Codes are the gate's reason codes."""
+    if not key_is_well_formed(raw_key or ""):
+        return KeyCheck(False, "key_malformed")
+    key = ApiKey.objects.filter(key_hash=key_hash(raw_key)).select_related("project").first()
+    if key is None:
+        return KeyCheck(False, "key_invalid")
+    status = key.status_at(now or timezone.now())
+    if status == ApiKey.Status.REVOKED:
+        return KeyCheck(False, "key_revoked", key)
+    if status == ApiKey.Status.EXPIRED:
+        return KeyCheck(False, "key_expired", key)
+    if key.allowed_cidrs and not ip_in_cidrs(ip, key.allowed_cidrs):
+        return KeyCheck(False, "ip_not_allowed", key)
+    return KeyCheck(True, "ok", key)
+
+
+def ip_in_cidrs(ip: str | None, cidrs: list[str]) -> bool:
+    if not ip:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)

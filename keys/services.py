@@ -1,0 +1,207 @@
+"""Writes for API keys: issue, rotate with a grace period, revoke, mark used."""
+
+import ipaddress
+import re
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from common.errors import Conflict, InvalidInput
+from keys.format import key_generate, key_hash, key_prefix
+from keys.models import ApiKey
+from portal.audit import Actor, audit_record
+from portal.models import Project
+
+SCOPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
+MAX_SCOPES = 50
+MAX_CIDRS = 100
+MAX_GRACE_PERIOD = timedelta(days=30)
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def _clean_scopes(scopes: list[str] | None) -> list[str]:
+    if scopes is None:
+        return ["read"]
+    if not isinstance(scopes, list) or len(scopes) > MAX_SCOPES:
+        raise InvalidInput(f"Give a list of at most {MAX_SCOPES} scopes.", field="scopes")
+    for scope in scopes:
+        if not isinstance(scope, str) or not SCOPE_PATTERN.match(scope):
+            raise InvalidInput(
+                f"'{scope}' is not a scope: use endpoint group names such as read, write, bulk.",
+                field="scopes",
+                code="invalid_scope",
+            )
+    if not scopes:
+        raise InvalidInput("Grant at least one scope.", field="scopes")
+    return sorted(set(scopes))
+
+
+def _clean_cidrs(cidrs: list[str] | None) -> list[str]:
+    if not cidrs:
+        return []
+    if not isinstance(cidrs, list) or len(cidrs) > MAX_CIDRS:
+        raise InvalidInput(
+            f"Give a list of at most {MAX_CIDRS} CIDR blocks.", field="allowed_cidrs"
+        )
+    cleaned = []
+    for cidr in cidrs:
+        try:
+            cleaned.append(str(ipaddress.ip_network(str(cidr).strip(), strict=False)))
+        except ValueError as error:
+            raise InvalidInput(
+                f"'{cidr}' is not an IPv4 or IPv6 CIDR block.",
+                field="allowed_cidrs",
+                code="invalid_cidr",
+            ) from error
+    return sorted(set(cleaned))
+
+
+def _clean_expiry(expires_at: datetime | None) -> datetime | None:
+    if expires_at is None:
+        return None
+    if timezone.is_naive(expires_at):
+        raise InvalidInput("Give the expiry with a time zone (UTC: ...Z).", field="expires_at")
+    if expires_at <= timezone.now():
+        raise InvalidInput("The expiry must be in the future.", field="expires_at")
+    return expires_at
+
+
+def _new_key_row(*, raw_key: str, **fields) -> ApiKey:
+    return ApiKey.objects.create(key_hash=key_hash(raw_key), prefix=key_prefix(raw_key), **fields)
+
+
+def _public_fields(key: ApiKey) -> dict:
+    return {
+        "name": key.name,
+        "prefix": key.prefix,
+        "environment": key.environment,
+        "scopes": key.scopes,
+        "allowed_cidrs": key.allowed_cidrs,
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "project": str(key.project_id),
+    }
+
+
+def key_create(
+    *,
+    actor: Actor,
+    project: Project,
+    name: str,
+    environment: str,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+    allowed_cidrs: list[str] | None = None,
+) -> tuple[ApiKey, str]:
+    """Issues a key; returns the row and the secret, which exists nowhere else afterwards."""
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("Give the key a name of 1 to 200 characters.", field="name")
+    if environment not in ApiKey.Environment.values:
+        raise InvalidInput("Environment must be 'test' or 'live'.", field="environment")
+    raw_key = key_generate(environment)
+    with transaction.atomic():
+        key = _new_key_row(
+            raw_key=raw_key,
+            organization_id=project.organization_id,
+            project=project,
+            name=name,
+            environment=environment,
+            scopes=_clean_scopes(scopes),
+            allowed_cidrs=_clean_cidrs(allowed_cidrs),
+            expires_at=_clean_expiry(expires_at),
+            created_by=actor.user,
+        )
+        audit_record(
+            actor=actor,
+            action="key.created",
+            organization=project.organization,
+            target=key,
+            changes=_public_fields(key),
+        )
+    return key, raw_key
+
+
+def key_rotate(
+    *, actor: Actor, key: ApiKey, grace_period_seconds: int | None = None
+) -> tuple[ApiKey, str]:
+    """Issues a successor; the old key keeps working until its grace period ends."""
+    if grace_period_seconds is None:
+        grace_period_seconds = settings.KEY_ROTATION_DEFAULT_GRACE_SECONDS
+    if (
+        isinstance(grace_period_seconds, bool)
+        or not isinstance(grace_period_seconds, int)
+        or not 0 <= grace_period_seconds <= MAX_GRACE_PERIOD.total_seconds()
+    ):
+        raise InvalidInput(
+            f"grace_period_seconds must be a whole number from 0 to "
+            f"{int(MAX_GRACE_PERIOD.total_seconds())}.",
+            field="grace_period_seconds",
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        old = (
+            ApiKey.objects.select_for_update()
+            .select_related("project__organization")
+            .get(pk=key.pk)
+        )
+        if old.status_at(now) != ApiKey.Status.ACTIVE:
+            raise Conflict(
+                f"Only an active key can be rotated; this one is {old.status_at(now)}.",
+                code="key_not_active",
+            )
+        raw_key = key_generate(old.environment)
+        new = _new_key_row(
+            raw_key=raw_key,
+            organization_id=old.organization_id,
+            project=old.project,
+            name=old.name,
+            environment=old.environment,
+            scopes=old.scopes,
+            allowed_cidrs=old.allowed_cidrs,
+            expires_at=old.expires_at,
+            created_by=actor.user,
+        )
+        old.grace_ends_at = now + timedelta(seconds=grace_period_seconds)
+        old.replaced_by = new
+        old.save(update_fields=["grace_ends_at", "replaced_by"])
+        audit_record(
+            actor=actor,
+            action="key.rotated",
+            organization=old.project.organization,
+            target=old,
+            changes={
+                "old_prefix": old.prefix,
+                "new_key_id": str(new.id),
+                "new_prefix": new.prefix,
+                "grace_ends_at": old.grace_ends_at.isoformat(),
+            },
+        )
+    return new, raw_key
+
+
+def key_revoke(*, actor: Actor, key: ApiKey) -> ApiKey:
+    """Revokes at once (idempotent: revoking a revoked key changes nothing)."""
+    with transaction.atomic():
+        locked = ApiKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+        if locked.revoked_at is None:
+            locked.revoked_at = timezone.now()
+            locked.save(update_fields=["revoked_at"])
+            audit_record(
+                actor=actor,
+                action="key.revoked",
+                organization=locked.organization,
+                target=locked,
+                changes={"prefix": locked.prefix},
+            )
+    return locked
+
+
+def key_mark_used(*, key: ApiKey, now: datetime | None = None) -> None:
+    """Records last use, at most once a minute per key so busy keys do not write per call."""
+    now = now or timezone.now()
+    if key.last_used_at and now - key.last_used_at < LAST_USED_RESOLUTION:
+        return
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    key.last_used_at = now

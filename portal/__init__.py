@@ -1,0 +1,1 @@
+"""Tenancy and the portal: users, organizations, memberships, projects, tokens, audit, pages."""

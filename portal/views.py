@@ -1,0 +1,7 @@
+"""Portal pages."""
+
+from django.shortcuts import render
+
+
+def home(request):
+    return render(request, "portal/home.html")

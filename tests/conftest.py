@@ -1,0 +1,64 @@
+"""Shared fixtures: API clients with org tokens, a second org for isolation tests."""
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import ApiTokenFactory, MembershipFactory, OrganizationFactory
+
+# Playwright's sync API runs an event loop in the test thread; Django must still allow ORM
+# calls from the test body.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _locmem_email(settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(slug="acme", name="Acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(slug="globex", name="Globex")
+
+
+@pytest.fixture
+def owner(org):
+    return MembershipFactory(organization=org).user
+
+
+@pytest.fixture
+def org_token(org):
+    return ApiTokenFactory(organization=org)
+
+
+@pytest.fixture
+def other_org_token(other_org):
+    return ApiTokenFactory(organization=other_org)
+
+
+def bearer_client(token) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.raw_token}")
+    return client
+
+
+@pytest.fixture
+def api(org_token) -> APIClient:
+    """An API client acting as `org` with every org scope."""
+    return bearer_client(org_token)
+
+
+@pytest.fixture
+def other_api(other_org_token) -> APIClient:
+    return bearer_client(other_org_token)
+
+
+@pytest.fixture
+def anonymous_api() -> APIClient:
+    return APIClient()
