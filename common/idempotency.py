@@ -2,12 +2,19 @@
 
 Implemented as middleware so every POST endpoint gets it without opting in, the way
 Stripe does; the same key with a different body is refused with 422.
+
+A stored response can hold a secret shown once (a new API key), so it is encrypted with a
+key derived from the caller's own credential, which Tollgate keeps only as a hash: a copy
+of the database, even with SECRET_KEY, cannot read it back.
 """
 
+import base64
 import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import timedelta
 
+from cryptography.fernet import Fernet
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
@@ -23,6 +30,13 @@ MAX_KEY_LENGTH = 255
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _body_cipher(authorization: str) -> Fernet:
+    derived = hmac.new(
+        settings.SECRET_KEY.encode(), b"idempotency-body:" + authorization.encode(), "sha256"
+    ).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
 
 
 def purge_expired_records(*, now=None) -> int:
@@ -54,7 +68,7 @@ class IdempotencyMiddleware:
 
         scope_hash = _sha256(authorization.encode())
         fingerprint = _sha256(request.method.encode() + request.path.encode() + request.body)
-        record, replay = self._claim(scope_hash, key, fingerprint, request)
+        record, replay = self._claim(scope_hash, key, fingerprint, request, authorization)
         if replay is not None:
             return replay
 
@@ -69,13 +83,18 @@ class IdempotencyMiddleware:
             return response
         record.status_code = response.status_code
         record.content_type = response.get("Content-Type", "")
-        record.response_body = response.content
+        record.response_body = _body_cipher(authorization).encrypt(response.content)
         record.completed_at = timezone.now()
         record.save(update_fields=["status_code", "content_type", "response_body", "completed_at"])
         return response
 
     def _claim(
-        self, scope_hash: str, key: str, fingerprint: str, request: HttpRequest
+        self,
+        scope_hash: str,
+        key: str,
+        fingerprint: str,
+        request: HttpRequest,
+        authorization: str,
     ) -> tuple[IdempotencyRecord | None, HttpResponse | None]:
         cutoff = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_TTL_SECONDS)
         for _attempt in range(2):
@@ -96,7 +115,7 @@ class IdempotencyMiddleware:
                 if existing.created_at < cutoff:
                     existing.delete()
                     continue
-                return None, self._answer_existing(existing, fingerprint)
+                return None, self._answer_existing(existing, fingerprint, authorization)
         return None, problem_response(
             status=409,
             code="idempotency_key_in_use",
@@ -104,7 +123,9 @@ class IdempotencyMiddleware:
             detail="A request with this Idempotency-Key is still being processed; retry later.",
         )
 
-    def _answer_existing(self, record: IdempotencyRecord, fingerprint: str) -> HttpResponse:
+    def _answer_existing(
+        self, record: IdempotencyRecord, fingerprint: str, authorization: str
+    ) -> HttpResponse:
         if record.request_fingerprint != fingerprint:
             return problem_response(
                 status=422,
@@ -120,7 +141,7 @@ class IdempotencyMiddleware:
                 detail="A request with this Idempotency-Key is still being processed; retry later.",
             )
         response = HttpResponse(
-            bytes(record.response_body),
+            _body_cipher(authorization).decrypt(bytes(record.response_body)),
             status=record.status_code,
             content_type=record.content_type or "application/json",
         )

@@ -78,8 +78,12 @@ def _flatten_validation_errors(data: Any, prefix: str = "") -> list[dict[str, st
     errors: list[dict[str, str]] = []
     if isinstance(data, dict):
         for key, value in data.items():
-            name = key if key != "non_field_errors" else ""
-            field = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            if isinstance(key, int):
+                # A ListField reports its items' errors keyed by position (0 included).
+                field = f"{prefix}[{key}]"
+            else:
+                name = key if key != "non_field_errors" else ""
+                field = f"{prefix}.{name}" if prefix and name else (name or prefix)
             errors.extend(_flatten_validation_errors(value, field))
     elif isinstance(data, list):
         for index, value in enumerate(data):

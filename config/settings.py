@@ -9,7 +9,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -124,9 +124,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Declared so a plain worker consumes all of them; production may split them with -Q.
-CELERY_TASK_QUEUES = [Queue(name) for name in ("default", "ingest", "billing", "webhooks")]
+# Each queue has its own exchange and routing key: sharing Celery's defaults would bind all
+# four to the key "default" and deliver a default-queue task to every queue.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name)
+    for name in ("default", "ingest", "billing", "webhooks")
+]
+CELERY_TASK_DEFAULT_EXCHANGE = "default"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "purge-idempotency-records": {
+        "task": "common.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
+}
 
 # --- Auth and accounts -------------------------------------------------------------------
 AUTH_USER_MODEL = "portal.User"
@@ -206,14 +218,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Swagger UI's default online-validator badge is an image from validator.swagger.io that
+    # carries the schema URL; docs load local files only.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Tollgate token"}
-        }
+    "ENUM_NAME_OVERRIDES": {
+        "KeyEnvironmentEnum": "keys.models.ApiKey.Environment",
+        "KeyStatusEnum": "keys.models.ApiKey.Status",
     },
-    "SECURITY": [{"bearerAuth": []}],
 }
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600

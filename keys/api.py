@@ -1,6 +1,7 @@
 """Management API for API keys: issue, list, read, rotate, revoke."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -11,8 +12,19 @@ from portal.api_base import OrgApiView
 from portal.selectors import project_get
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """Refuses a time without a UTC offset rather than guessing which zone was meant."""
+
+    default_error_messages = {"naive": "Give the time with a time zone (UTC: ...Z)."}
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
 class KeyOutputSerializer(serializers.ModelSerializer):
-    status = serializers.CharField(read_only=True)
+    status = serializers.ChoiceField(choices=ApiKey.Status.choices, read_only=True)
     project = serializers.UUIDField(source="project_id", read_only=True)
     replaced_by = serializers.UUIDField(source="replaced_by_id", read_only=True, allow_null=True)
 
@@ -55,16 +67,18 @@ class KeyListApi(OrgApiView):
 
     class FilterSerializer(serializers.Serializer):
         project = serializers.UUIDField(required=False)
-        environment = serializers.ChoiceField(choices=ApiKey.Environment.values, required=False)
+        environment = serializers.ChoiceField(choices=ApiKey.Environment.choices, required=False)
+        status = serializers.ChoiceField(choices=ApiKey.Status.choices, required=False)
 
+    @extend_schema_serializer(component_name="KeyCreateInput")
     class InputSerializer(serializers.Serializer):
         project = serializers.UUIDField()
         name = serializers.CharField(max_length=200)
-        environment = serializers.ChoiceField(choices=ApiKey.Environment.values)
+        environment = serializers.ChoiceField(choices=ApiKey.Environment.choices)
         scopes = serializers.ListField(
             child=serializers.CharField(max_length=50), required=False, max_length=50
         )
-        expires_at = serializers.DateTimeField(required=False, allow_null=True)
+        expires_at = AwareDateTimeField(required=False, allow_null=True)
         allowed_cidrs = serializers.ListField(
             child=serializers.CharField(max_length=64), required=False, max_length=100
         )
@@ -85,6 +99,7 @@ class KeyListApi(OrgApiView):
             organization=self.organization,
             project_id=filters.validated_data.get("project"),
             environment=filters.validated_data.get("environment"),
+            status=filters.validated_data.get("status"),
         )
         return paginate(self, keys, KeyOutputSerializer)
 
@@ -114,6 +129,7 @@ class KeyDetailApi(OrgApiView):
 class KeyRotateApi(OrgApiView):
     required_scopes = {"POST": "keys:write"}
 
+    @extend_schema_serializer(component_name="KeyRotateInput")
     class InputSerializer(serializers.Serializer):
         grace_period_seconds = serializers.IntegerField(
             required=False, min_value=0, max_value=int(services.MAX_GRACE_PERIOD.total_seconds())
@@ -136,8 +152,12 @@ class KeyRotateApi(OrgApiView):
 class KeyRevokeApi(OrgApiView):
     required_scopes = {"POST": "keys:write"}
 
+    class InputSerializer(serializers.Serializer):
+        """No fields; still refuses a malformed, non-JSON or non-object body before revoking."""
+
     @extend_schema(operation_id="keys_revoke", request=None, responses=KeyOutputSerializer)
     def post(self, request, key_id):
         key = selectors.key_get(organization=self.organization, key_id=key_id)
+        self.InputSerializer(data=request.data).is_valid(raise_exception=True)
         key = services.key_revoke(actor=self.actor, key=key)
         return Response(KeyOutputSerializer(key).data)

@@ -4,7 +4,7 @@ import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from common.lookups import get_or_not_found
@@ -13,14 +13,33 @@ from keys.models import ApiKey
 from portal.models import Organization
 
 
+def key_status_q(status: str, now: datetime) -> Q:
+    """The database form of ApiKey.status_at, so lists can filter by status."""
+    revoked = Q(revoked_at__isnull=False, revoked_at__lte=now)
+    expired = Q(expires_at__lte=now) | Q(grace_ends_at__lte=now)
+    if status == ApiKey.Status.REVOKED:
+        return revoked
+    if status == ApiKey.Status.EXPIRED:
+        return ~revoked & expired
+    if status == ApiKey.Status.ROTATING:
+        return ~revoked & ~expired & Q(grace_ends_at__gt=now)
+    return ~revoked & ~expired & Q(grace_ends_at__isnull=True)
+
+
 def key_list(
-    *, organization: Organization, project_id: str | None = None, environment: str | None = None
+    *,
+    organization: Organization,
+    project_id: str | None = None,
+    environment: str | None = None,
+    status: str | None = None,
 ) -> QuerySet[ApiKey]:
     keys = ApiKey.objects.filter(organization=organization).select_related("project")
     if project_id:
         keys = keys.filter(project_id=project_id)
     if environment:
         keys = keys.filter(environment=environment)
+    if status:
+        keys = keys.filter(key_status_q(status, timezone.now()))
     return keys
 
 

@@ -1,13 +1,15 @@
 """Management API for tenancy: projects, audit log, health."""
 
-import csv
-from collections.abc import Iterator
-
 from django.db import connection
-from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +18,7 @@ from common.pagination import CreatedCursorPagination
 from common.redis import get_redis
 from portal import selectors, services
 from portal.api_base import OrgApiView
+from portal.exports import audit_log_csv_response
 from portal.models import AuditLogEntry, Project
 
 
@@ -34,6 +37,7 @@ def paginate(view, queryset, serializer_class) -> Response:
 class ProjectListApi(OrgApiView):
     required_scopes = {"GET": "projects:read", "POST": "projects:write"}
 
+    @extend_schema_serializer(component_name="ProjectCreateInput")
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
@@ -92,25 +96,22 @@ class AuditLogEntrySerializer(serializers.ModelSerializer):
         ]
 
 
-AUDIT_CSV_COLUMNS = AuditLogEntrySerializer.Meta.fields
+class ExportFormatNegotiation(DefaultContentNegotiation):
+    """`?format=` names the export format the view writes (json or csv), not a DRF renderer.
 
+    DRF reads `?format=` as a renderer override and answers 404 when no renderer has that
+    format; every response here that goes through a renderer, errors included, is JSON.
+    """
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def stream_csv(rows: Iterator[list], header: list[str]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(header)
-    for row in rows:
-        yield writer.writerow(row)
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class AuditLogApi(OrgApiView):
     """The org's audit log; `?format=csv` streams every matching row as CSV."""
 
     required_scopes = {"GET": "audit:read"}
+    content_negotiation_class = ExportFormatNegotiation
 
     class FilterSerializer(serializers.Serializer):
         action = serializers.CharField(required=False, max_length=100)
@@ -136,15 +137,7 @@ class AuditLogApi(OrgApiView):
         output_format = params.pop("format")
         entries = selectors.audit_log_list(organization=self.organization, **params)
         if output_format == "csv":
-            rows = (
-                [AuditLogEntrySerializer(entry).data[column] for column in AUDIT_CSV_COLUMNS]
-                for entry in entries.iterator(chunk_size=500)
-            )
-            response = StreamingHttpResponse(
-                stream_csv(rows, AUDIT_CSV_COLUMNS), content_type="text/csv"
-            )
-            response["Content-Disposition"] = 'attachment; filename="audit-log.csv"'
-            return response
+            return audit_log_csv_response(entries, "audit-log.csv")
         return paginate(self, entries, AuditLogEntrySerializer)
 
 

@@ -17,6 +17,10 @@ class HasTokenScope(permissions.BasePermission):
         token = request.auth
         if not isinstance(token, ApiToken):
             raise exceptions.NotAuthenticated("Send 'Authorization: Bearer <token>'.")
+        method = request.method.lower()
+        if method not in view.http_method_names or not hasattr(view, method):
+            # Not a question of scope: let the view answer 405 Method Not Allowed.
+            return True
         kind = getattr(view, "token_kind", ApiToken.Kind.ORG)
         if token.kind != kind:
             raise exceptions.PermissionDenied(

@@ -13,6 +13,7 @@ class Role(StrEnum):
 
 class Permission(StrEnum):
     ORG_VIEW = "org.view"
+    PROJECTS_VIEW = "projects.view"
     ORG_MANAGE = "org.manage"
     MEMBERS_MANAGE = "members.manage"
     TOKENS_MANAGE = "tokens.manage"
@@ -27,10 +28,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: _ALL,
     Role.ADMIN: _ALL - {Permission.ORG_MANAGE},
     Role.DEVELOPER: frozenset(
-        {Permission.ORG_VIEW, Permission.PROJECTS_MANAGE, Permission.KEYS_MANAGE}
+        {
+            Permission.ORG_VIEW,
+            Permission.PROJECTS_VIEW,
+            Permission.PROJECTS_MANAGE,
+            Permission.KEYS_MANAGE,
+        }
     ),
+    # Billing people see the org and its money, not its projects and keys.
     Role.BILLING: frozenset({Permission.ORG_VIEW, Permission.BILLING_MANAGE}),
-    Role.VIEWER: frozenset({Permission.ORG_VIEW}),
+    Role.VIEWER: frozenset({Permission.ORG_VIEW, Permission.PROJECTS_VIEW}),
 }
 
 ROLE_CHOICES = [(role.value, role.value.title()) for role in Role]

@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -38,13 +39,18 @@ def _clean_name(name: str | None, *, field: str = "name", max_length: int = 200)
 
 
 # --- Users -------------------------------------------------------------------------------
-def user_get_or_create(*, email: str) -> tuple[User, bool]:
-    """For operator scripts: the account with this e-mail, created without a password if new."""
+def _clean_email(email: str | None) -> str:
+    email = (email or "").strip().lower()
     try:
         validate_email(email)
-    except Exception as error:
+    except ValidationError as error:
         raise InvalidInput("Enter a valid e-mail address.", field="email") from error
-    email = email.strip().lower()
+    return email
+
+
+def user_get_or_create(*, email: str) -> tuple[User, bool]:
+    """For operator scripts: the account with this e-mail, created without a password if new."""
+    email = _clean_email(email)
     user = User.objects.filter(email__iexact=email).first()
     if user:
         return user, False
@@ -141,11 +147,7 @@ def invitation_create(
     *, actor: Actor, acting_role: str, organization: Organization, email: str, role: str
 ) -> tuple[Invitation, str]:
     """Creates the invitation and e-mails its link; returns it with the link's secret."""
-    try:
-        validate_email(email)
-    except Exception as error:
-        raise InvalidInput("Enter a valid e-mail address.", field="email") from error
-    email = email.strip().lower()
+    email = _clean_email(email)
     if role not in Role._value2member_map_:
         raise InvalidInput(f"Unknown role '{role}'.", field="role")
     if not can_grant_role(acting_role, role):
