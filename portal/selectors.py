@@ -3,9 +3,19 @@
 from datetime import datetime
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from common.lookups import get_or_not_found
-from portal.models import ApiToken, AuditLogEntry, Membership, Organization, Project, User
+from common.secrets import hash_secret
+from portal.models import (
+    ApiToken,
+    AuditLogEntry,
+    Invitation,
+    Membership,
+    Organization,
+    Project,
+    User,
+)
 
 
 def memberships_for_user(*, user: User) -> QuerySet[Membership]:
@@ -53,3 +63,32 @@ def audit_log_list(
     if until:
         entries = entries.filter(created_at__lt=until)
     return entries
+
+
+def member_get(*, organization: Organization, membership_id) -> Membership:
+    return get_or_not_found(member_list(organization=organization), membership_id, "member")
+
+
+def invitation_list_pending(*, organization: Organization) -> QuerySet[Invitation]:
+    """Invitations still waiting for an answer; expired ones are left out, as they are dead."""
+    return organization.invitations.filter(
+        status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+    ).select_related("invited_by")
+
+
+def invitation_get(*, organization: Organization, invitation_id) -> Invitation:
+    return get_or_not_found(organization.invitations.all(), invitation_id, "invitation")
+
+
+def invitation_find_usable(*, raw_token: str) -> Invitation | None:
+    """The pending, unexpired invitation a link's secret opens, looked up by its hash."""
+    invitation = (
+        Invitation.objects.select_related("organization")
+        .filter(token_hash=hash_secret(raw_token))
+        .first()
+    )
+    return invitation if invitation is not None and invitation.is_usable else None
+
+
+def token_get(*, organization: Organization, token_id) -> ApiToken:
+    return get_or_not_found(token_list(organization=organization), token_id, "API token")
