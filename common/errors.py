@@ -54,3 +54,9 @@ class Conflict(TollgateError):
     code = "conflict"
     status = 409
     title = "Conflict with the current state"
+
+
+class PayloadTooLarge(TollgateError):
+    code = "payload_too_large"
+    status = 413
+    title = "Request too large"

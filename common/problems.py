@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -99,6 +100,15 @@ def _flatten_validation_errors(data: Any, prefix: str = "") -> list[dict[str, st
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every API error leaves as problem+json."""
+    if isinstance(exc, RequestDataTooBig):
+        set_rollback()
+        body = problem_body(
+            status=413,
+            code="payload_too_large",
+            title="Request too large",
+            detail="The request body is larger than this endpoint accepts.",
+        )
+        return Response(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

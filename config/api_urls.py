@@ -3,6 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from billing import api as billing_api
 from keys import api as keys_api
 from portal import api as portal_api
 
@@ -14,6 +15,11 @@ urlpatterns = [
     path("keys/<str:key_id>", keys_api.KeyDetailApi.as_view(), name="key"),
     path("keys/<str:key_id>/rotate", keys_api.KeyRotateApi.as_view(), name="key-rotate"),
     path("keys/<str:key_id>/revoke", keys_api.KeyRevokeApi.as_view(), name="key-revoke"),
+    path("meters", billing_api.MeterListApi.as_view(), name="meters"),
+    path("usage/events", billing_api.UsageEventsApi.as_view(), name="usage-events"),
+    path("usage/corrections", billing_api.UsageCorrectionsApi.as_view(), name="usage-corrections"),
+    path("usage", billing_api.UsageApi.as_view(), name="usage"),
+    path("usage/export.csv", billing_api.UsageExportApi.as_view(), name="usage-export"),
     path("audit-log", portal_api.AuditLogApi.as_view(), name="audit-log"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "common",
     "portal",
     "keys",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -134,6 +135,10 @@ CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "create-ledger-partitions": {
+        "task": "billing.tasks.create_ledger_partitions",
+        "schedule": 24 * 3600.0,
+    },
     "purge-idempotency-records": {
         "task": "common.tasks.purge_idempotency_records",
         "schedule": 3600.0,
@@ -230,7 +235,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# A batch of 1,000 usage events with properties fits comfortably; larger bodies get 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 KEY_ROTATION_DEFAULT_GRACE_SECONDS = 86400
+# Usage events may arrive this late (and up to 5 minutes early); older ones are rejected.
+USAGE_LATE_ARRIVAL_DAYS = env.int("USAGE_LATE_ARRIVAL_DAYS", default=35)
 
 # --- Logging -----------------------------------------------------------------------------
 LOGGING = {

@@ -17,8 +17,11 @@ OPERATOR_SCOPES: tuple[str, ...] = ("gate:verify", "usage:write", "admin")
 
 
 def scope_satisfied(granted: list[str] | tuple[str, ...], required: str) -> bool:
-    """A `:write` scope implies the matching `:read`, as Stripe's restricted keys do."""
+    """A `:write` scope implies the matching `:read`, as Stripe's restricted keys do, and
+    the operator `admin` scope implies every other operator scope."""
     if required in granted:
+        return True
+    if required in OPERATOR_SCOPES and "admin" in granted:
         return True
     resource, _, action = required.partition(":")
     return action == "read" and f"{resource}:write" in granted

@@ -26,6 +26,7 @@ from portal import services
 from portal.audit import Actor
 from portal.models import ApiToken, AuditLogEntry, Organization, Project
 from portal.scopes import ORG_SCOPES
+from tests.billing.test_credentials import BILLING_ENDPOINTS
 from tests.conftest import bearer_client
 from tests.factories import (
     ApiKeyFactory,
@@ -113,6 +114,8 @@ def test_every_routed_path_is_covered_by_these_tests():
         route = re.sub(r"<str:(\w+)_id>", r"{\1}", str(pattern.pattern))
         routed.add(f"/api/v1/{route}")
     covered = {path for _method, path, _scope, _body in ORG_ENDPOINTS} | PUBLIC_PATHS
+    # Metering endpoints have their own credential tests (both token kinds may call some).
+    covered |= {path for _method, path, _kinds, _body in BILLING_ENDPOINTS}
     assert routed == covered
 
 

@@ -1,0 +1,1 @@
+"""Meters, the usage ledger and rollups (and, later, pricing, subscriptions and invoices)."""

@@ -1,0 +1,41 @@
+"""Fixtures for metering tests: an operator token with usage:write and the seeded meters."""
+
+import pytest
+
+from billing.defaults import ensure_default_meters
+from billing.models import Meter
+from tests.conftest import bearer_client
+from tests.factories import ApiTokenFactory
+
+
+@pytest.fixture
+def operator_token(db):
+    return ApiTokenFactory(kind="operator", organization=None, scopes=["usage:write"])
+
+
+@pytest.fixture
+def operator_api(operator_token):
+    return bearer_client(operator_token)
+
+
+@pytest.fixture
+def admin_api(db):
+    return bearer_client(ApiTokenFactory(kind="operator", organization=None, scopes=["admin"]))
+
+
+@pytest.fixture
+def meters(db) -> dict[str, Meter]:
+    """The default meters. Migrations seed them, but transactional tests flush tables, so
+    this puts back any that a flush removed."""
+    ensure_default_meters(Meter)
+    return {meter.code: meter for meter in Meter.objects.all()}
+
+
+@pytest.fixture(params=["single-statement", "portable"])
+def store_path(request, monkeypatch):
+    """Runs a test through both ledger writers: PostgreSQL's one-statement path and the
+    portable path SQLite uses, so the embedded default stores exactly what production does."""
+    import billing.ingest
+
+    monkeypatch.setattr(billing.ingest, "PORTABLE_SQL_ONLY", request.param == "portable")
+    return request.param
