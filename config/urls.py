@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
+    path("o/<slug:slug>/usage/", include("billing.urls")),
     path("", include("portal.urls")),
 ]

@@ -1,10 +1,18 @@
-"""Seed demo data so a first `make run` shows a populated portal. Safe to run again."""
+"""Seed demo data so a first `make run` shows a populated portal. Safe to run again.
+
+It lives in the top-most app so it may seed every layer (tenancy, keys, usage).
+"""
+
+import random
+from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
+from billing.ingest import usage_ingest
 from common.secrets import random_base62
 from keys import services as key_services
 from portal import services
@@ -18,8 +26,8 @@ DEV_PASSWORD = "tollgate-demo"  # printed and documented; only used with DEBUG
 
 class Command(BaseCommand):
     help = (
-        "Create an operator admin, the demo org 'acme' with an owner, a project and a test "
-        "and a live key. Existing rows are left as they are."
+        "Create an operator admin, the demo org 'acme' with an owner, a project with a test "
+        "and a live key, and two weeks of usage. Existing rows are left as they are."
     )
 
     def add_arguments(self, parser):
@@ -58,12 +66,59 @@ class Command(BaseCommand):
                         scopes=["read", "write"],
                     )
                     self.stdout.write(f"Created {environment} key (shown once): {raw}")
+        accepted = self._usage(organization, project)
+        if accepted:
+            self.stdout.write(f"Recorded {accepted} demo usage events.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready. Operator admin: {ADMIN_EMAIL} at /admin/ ; "
                 f"customer owner: {OWNER_EMAIL} at /accounts/login/ (org 'acme')."
             )
         )
+
+    def _usage(self, organization: Organization, project: Project) -> int:
+        """Two weeks of plausible usage; event ids are fixed, so a rerun adds nothing."""
+        live_key = project.keys.filter(environment="live").order_by("created_at").first()
+        generator = random.Random(42)  # noqa: S311 - demo data, the same every time
+        today = timezone.now().replace(minute=0, second=0, microsecond=0)
+        endpoints = ["GET /v1/documents", "POST /v1/documents", "GET /v1/documents/{id}"]
+        events = []
+        for days_ago in range(14, -1, -1):
+            moment = today - timedelta(days=days_ago)
+            for n in range(generator.randint(20, 40)):
+                events.append(
+                    {
+                        "id": f"demo-req-{days_ago}-{n}",
+                        "meter": "requests",
+                        "key_id": str(live_key.id) if live_key else None,
+                        "customer": organization.slug,
+                        "endpoint": generator.choice(endpoints),
+                        "timestamp": (moment - timedelta(minutes=n)).isoformat(),
+                    }
+                )
+            events.append(
+                {
+                    "id": f"demo-records-{days_ago}",
+                    "meter": "records_processed",
+                    "customer": organization.slug,
+                    "project": str(project.id),
+                    "quantity": str(generator.randint(500, 5000)),
+                    "timestamp": moment.isoformat(),
+                }
+            )
+            events.append(
+                {
+                    "id": f"demo-storage-{days_ago}",
+                    "meter": "storage_gb",
+                    "customer": organization.slug,
+                    "quantity": str(round(2 + days_ago * 0.1, 1)),
+                    "timestamp": moment.isoformat(),
+                }
+            )
+        accepted = 0
+        for start in range(0, len(events), 1000):
+            accepted += usage_ingest(events=events[start : start + 1000]).accepted
+        return accepted
 
     def _user(self, email: str, password: str, *, staff: bool) -> User:
         user = User.objects.filter(email=email).first()
