@@ -225,3 +225,247 @@ class UsageCorrection(models.Model):
 
     def __str__(self) -> str:
         return f"correction of {self.event_id}"
+
+
+# --- Packaging and pricing --------------------------------------------------------------
+def money_field(**kwargs) -> models.DecimalField:
+    """Prices may carry many decimals (0.00042 per request); billed amounts are rounded."""
+    return models.DecimalField(max_digits=30, decimal_places=12, **kwargs)
+
+
+class Plan(models.Model):
+    """A product tier (Free, Pro, ...). Its prices live in immutable PlanVersions."""
+
+    class Interval(models.TextChoices):
+        MONTH = "month"
+        YEAR = "year"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    tier_rank = models.PositiveIntegerField(default=0, help_text="Higher is a bigger plan.")
+    interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.MONTH)
+    currency = models.CharField(max_length=3, default="USD")
+    trial_days = models.PositiveIntegerField(default=0)
+    public = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["tier_rank", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def current_version(self) -> "PlanVersion | None":
+        return self.versions.order_by("-number").first()
+
+
+class PlanVersion(models.Model):
+    """The prices and entitlements of a plan from one point on.
+
+    Immutable once anyone subscribes: a price change makes a new version, and subscribers
+    stay on theirs until migrated (grandfathering).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    base_fee = money_field(default=Decimal(0))
+    # Committed use: a minimum spend per period, and the discount it earns on usage.
+    minimum_commitment = money_field(null=True, blank=True)
+    commitment_discount_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    entitlements = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["plan", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "number"], name="plan_version_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.code} v{self.number}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.phases.exists()
+
+
+class Charge(models.Model):
+    """A metered charge of a plan version: a meter and its price model."""
+
+    class Model(models.TextChoices):
+        PER_UNIT = "per_unit"
+        GRADUATED = "graduated"
+        VOLUME = "volume"
+        PACKAGE = "package"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+    model = models.CharField(max_length=10, choices=Model.choices)
+    free_units = quantity_field(default=Decimal(0))
+    unit_amount = money_field(default=Decimal(0))
+    # [{"up_to": "1000000" | null, "unit_amount": "0.0004", "flat_amount": "0"}, ...]
+    tiers = models.JSONField(default=list, blank=True)
+    package_size = quantity_field(null=True, blank=True)
+    package_amount = money_field(default=Decimal(0))
+    minimum = money_field(null=True, blank=True)
+    maximum = money_field(null=True, blank=True)
+
+    class Meta:
+        ordering = ["version", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "meter"], name="charge_one_per_meter")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter_id} {self.model}"
+
+
+class AddOn(models.Model):
+    """Sold on top of a plan: throughput, retention, support, quota packs."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    price = money_field(default=Decimal(0))
+    # What it adds: {"quotas": [{"meter", "limit"}], "rate_limits": [...], "retention_days",
+    #                "support_level", "features": {...}}
+    entitlements = models.JSONField(default=dict, blank=True)
+    public = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Coupon(models.Model):
+    class Kind(models.TextChoices):
+        PERCENT = "percent"
+        AMOUNT = "amount"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=7, choices=Kind.choices)
+    percent_off = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    amount_off = money_field(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    duration_periods = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many periods it applies to; empty: forever."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Subscription(models.Model):
+    """An organization's subscription: at most one that is not canceled, per organization."""
+
+    class Status(models.TextChoices):
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        CANCELED = "canceled"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    started_at = models.DateTimeField()
+    # Anniversary billing: periods start at started_at and repeat every interval.
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    trial_ends_at = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    coupon = models.ForeignKey(Coupon, null=True, blank=True, on_delete=models.PROTECT)
+    coupon_periods_used = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=~models.Q(status="canceled"),
+                name="one_open_subscription_per_org",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} ({self.status})"
+
+
+class SubscriptionPhase(models.Model):
+    """Which plan version applied when. A plan change closes one phase and opens the next;
+    a grandfathering migration is a phase that starts in the future."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="phases")
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="phases")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["subscription", "starts_at"]
+
+    def __str__(self) -> str:
+        return f"{self.plan_version} from {self.starts_at:%Y-%m-%d}"
+
+
+class SubscriptionAddOn(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="addons")
+    addon = models.ForeignKey(AddOn, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(default=1)
+    added_at = models.DateTimeField(default=timezone.now)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["added_at"]
+
+    def __str__(self) -> str:
+        return f"{self.addon} x{self.quantity}"
+
+
+class CreditGrant(models.Model):
+    """Prepaid credit; invoices draw from the grants that expire first."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="credit_grants"
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    amount = money_field()
+    remaining = money_field()
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # At period close, unused credit of a rolling grant moves to a new grant, up to this cap.
+    rolls_over = models.BooleanField(default=False)
+    rollover_cap = money_field(null=True, blank=True)
+    rolled_over_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["expires_at", "granted_at"]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} for {self.organization}"

@@ -4,6 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from billing import api as billing_api
+from billing import pricing_api
 from keys import api as keys_api
 from portal import api as portal_api
 
@@ -20,6 +21,36 @@ urlpatterns = [
     path("usage/corrections", billing_api.UsageCorrectionsApi.as_view(), name="usage-corrections"),
     path("usage", billing_api.UsageApi.as_view(), name="usage"),
     path("usage/export.csv", billing_api.UsageExportApi.as_view(), name="usage-export"),
+    path("plans", pricing_api.PlanListApi.as_view(), name="plans"),
+    path("plans/<slug:code>/versions", pricing_api.PlanVersionsApi.as_view(), name="plan-versions"),
+    path("pricing/quote", pricing_api.QuoteApi.as_view(), name="pricing-quote"),
+    path("subscriptions", pricing_api.SubscriptionsApi.as_view(), name="subscriptions"),
+    path(
+        "subscriptions/current",
+        pricing_api.SubscriptionCurrentApi.as_view(),
+        name="subscription-current",
+    ),
+    path(
+        "subscriptions/current/preview",
+        pricing_api.SubscriptionPreviewApi.as_view(),
+        name="subscription-preview",
+    ),
+    path(
+        "subscriptions/current/preview-change",
+        pricing_api.SubscriptionPreviewChangeApi.as_view(),
+        name="subscription-preview-change",
+    ),
+    path(
+        "subscriptions/current/cancel",
+        pricing_api.SubscriptionCancelApi.as_view(),
+        name="subscription-cancel",
+    ),
+    path(
+        "subscriptions/current/addons",
+        pricing_api.SubscriptionAddOnsApi.as_view(),
+        name="subscription-addons",
+    ),
+    path("estimates", pricing_api.EstimatesApi.as_view(), name="estimates"),
     path("audit-log", portal_api.AuditLogApi.as_view(), name="audit-log"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

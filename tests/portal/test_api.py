@@ -27,6 +27,7 @@ from portal.audit import Actor
 from portal.models import ApiToken, AuditLogEntry, Organization, Project
 from portal.scopes import ORG_SCOPES
 from tests.billing.test_credentials import BILLING_ENDPOINTS
+from tests.billing.test_pricing_credentials import PRICING_ENDPOINTS, PUBLIC_PRICING_PATHS
 from tests.conftest import bearer_client
 from tests.factories import (
     ApiKeyFactory,
@@ -112,10 +113,13 @@ def test_every_routed_path_is_covered_by_these_tests():
     for pattern in get_resolver(api_urls).url_patterns:
         assert isinstance(pattern, URLPattern)
         route = re.sub(r"<str:(\w+)_id>", r"{\1}", str(pattern.pattern))
+        route = route.replace("<slug:code>", "{plan}")
         routed.add(f"/api/v1/{route}")
     covered = {path for _method, path, _scope, _body in ORG_ENDPOINTS} | PUBLIC_PATHS
     # Metering endpoints have their own credential tests (both token kinds may call some).
     covered |= {path for _method, path, _kinds, _body in BILLING_ENDPOINTS}
+    covered |= {path for _method, path, _kinds, _body in PRICING_ENDPOINTS}
+    covered |= PUBLIC_PRICING_PATHS
     assert routed == covered
 
 

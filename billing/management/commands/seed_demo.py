@@ -12,7 +12,10 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from billing.demo_catalog import ensure_demo_catalog
 from billing.ingest import usage_ingest
+from billing.models import Plan
+from billing.subscriptions import subscription_current, subscription_subscribe
 from common.secrets import random_base62
 from keys import services as key_services
 from portal import services
@@ -27,7 +30,8 @@ DEV_PASSWORD = "tollgate-demo"  # printed and documented; only used with DEBUG
 class Command(BaseCommand):
     help = (
         "Create an operator admin, the demo org 'acme' with an owner, a project with a test "
-        "and a live key, and two weeks of usage. Existing rows are left as they are."
+        "and a live key, two weeks of usage, and the demo plans with acme on Pro. "
+        "Existing rows are left as they are."
     )
 
     def add_arguments(self, parser):
@@ -66,6 +70,13 @@ class Command(BaseCommand):
                         scopes=["read", "write"],
                     )
                     self.stdout.write(f"Created {environment} key (shown once): {raw}")
+        for item in ensure_demo_catalog(actor=actor):
+            self.stdout.write(f"Created {item}")
+        if subscription_current(organization=organization) is None:
+            subscription_subscribe(
+                actor=actor, organization=organization, plan=Plan.objects.get(code="pro")
+            )
+            self.stdout.write("Subscribed acme to Pro.")
         accepted = self._usage(organization, project)
         if accepted:
             self.stdout.write(f"Recorded {accepted} demo usage events.")

@@ -1,0 +1,431 @@
+"""Subscriptions: subscribe, change plan (prorated by phase), cancel, add-ons, migrations,
+and the bill preview and estimates built on billing.quotes.
+
+Periods are anchored at the subscription's start (anniversary billing): a subscription
+started on the 31st renews on the last day of shorter months. Proration is by phases: a
+plan change closes the running phase and opens another, each phase pays its share of its
+version's base fee for the time it covered, and usage is priced under the version in force
+when it happened (docs/pricing.md).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from dateutil.relativedelta import relativedelta
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from billing import entitlements
+from billing.models import (
+    AddOn,
+    Coupon,
+    CreditGrant,
+    Meter,
+    Plan,
+    PlanVersion,
+    Subscription,
+    SubscriptionAddOn,
+    SubscriptionPhase,
+)
+from billing.pricing.money import ZERO
+from billing.quotes import Quote, Segment, build_quote
+from billing.selectors import UsageFilter, usage_aggregate
+from common.errors import Conflict, InvalidInput, NotFound
+from portal.audit import Actor, audit_record
+from portal.models import Organization
+
+ADDITIVE = (Meter.Aggregation.COUNT, Meter.Aggregation.SUM)
+
+
+# --- Reads ------------------------------------------------------------------------------
+def subscription_current(*, organization: Organization) -> Subscription | None:
+    return (
+        Subscription.objects.filter(organization=organization)
+        .exclude(status=Subscription.Status.CANCELED)
+        .select_related("coupon")
+        .first()
+    )
+
+
+def plan_get(*, code: str, include_private: bool = False) -> Plan:
+    plans = Plan.objects.all() if include_private else Plan.objects.filter(public=True)
+    plan = plans.filter(code=code).first() if isinstance(code, str) else None
+    if plan is None or plan.current_version() is None:
+        raise NotFound(f"No plan '{code}'.", code="unknown_plan")
+    return plan
+
+
+def public_plans() -> QuerySet[Plan]:
+    return Plan.objects.filter(public=True).prefetch_related("versions")
+
+
+def period_containing(started_at: datetime, interval: str, moment: datetime):
+    """The [start, end) anniversary period of a subscription that contains `moment`."""
+    step = relativedelta(months=12 if interval == Plan.Interval.YEAR else 1)
+    index = 0
+    if moment > started_at:
+        months = (moment.year - started_at.year) * 12 + moment.month - started_at.month
+        index = max(months // (12 if interval == Plan.Interval.YEAR else 1) - 1, 0)
+    while started_at + step * (index + 1) <= moment:
+        index += 1
+    return started_at + step * index, started_at + step * (index + 1)
+
+
+def active_phases(subscription: Subscription, start: datetime, end: datetime) -> list:
+    """Phases overlapping [start, end), oldest first, with versions and charges loaded."""
+    return list(
+        subscription.phases.filter(
+            Q(ends_at__isnull=True) | Q(ends_at__gt=start), starts_at__lt=end
+        )
+        .select_related("plan_version__plan")
+        .prefetch_related("plan_version__charges__meter")
+        .order_by("starts_at")
+    )
+
+
+def phase_at(subscription: Subscription, moment: datetime) -> SubscriptionPhase | None:
+    return (
+        subscription.phases.filter(
+            Q(ends_at__isnull=True) | Q(ends_at__gt=moment), starts_at__lte=moment
+        )
+        .select_related("plan_version__plan")
+        .first()
+    )
+
+
+def scheduled_migration(subscription: Subscription, now: datetime | None = None):
+    """The phase that will replace the current one (grandfathering), if one is scheduled."""
+    now = now or timezone.now()
+    return (
+        subscription.phases.filter(starts_at__gt=now)
+        .select_related("plan_version__plan")
+        .order_by("starts_at")
+        .first()
+    )
+
+
+# --- Writes -----------------------------------------------------------------------------
+def _check_coupon(coupon_code: str | None, currency: str) -> Coupon | None:
+    if not coupon_code:
+        return None
+    coupon = Coupon.objects.filter(code=coupon_code, active=True).first()
+    if coupon is None:
+        raise InvalidInput(
+            f"No active coupon '{coupon_code}'.", field="coupon", code="unknown_coupon"
+        )
+    if coupon.kind == Coupon.Kind.AMOUNT and coupon.currency not in ("", currency):
+        raise InvalidInput("The coupon is in another currency.", field="coupon")
+    return coupon
+
+
+def subscription_subscribe(
+    *,
+    actor: Actor,
+    organization: Organization,
+    plan: Plan,
+    coupon_code: str | None = None,
+    now: datetime | None = None,
+) -> Subscription:
+    """Subscribes the org to the plan's current version, or changes its plan if it has one."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Organization.objects.select_for_update().get(pk=organization.pk)
+        current = subscription_current(organization=organization)
+        if current is not None:
+            return subscription_change_plan(actor=actor, subscription=current, plan=plan, now=now)
+        version = plan.current_version()
+        coupon = _check_coupon(coupon_code, plan.currency)
+        period_end = now + relativedelta(months=12 if plan.interval == "year" else 1)
+        trial_ends_at = now + timedelta(days=plan.trial_days) if plan.trial_days else None
+        subscription = Subscription.objects.create(
+            organization=organization,
+            status=Subscription.Status.TRIALING if trial_ends_at else Subscription.Status.ACTIVE,
+            started_at=now,
+            current_period_start=now,
+            current_period_end=period_end,
+            trial_ends_at=trial_ends_at,
+            coupon=coupon,
+        )
+        SubscriptionPhase.objects.create(
+            subscription=subscription, plan_version=version, starts_at=now
+        )
+        audit_record(
+            actor=actor,
+            action="subscription.created",
+            organization=organization,
+            target=subscription,
+            changes={
+                "plan": plan.code,
+                "version": version.number,
+                "coupon": coupon.code if coupon else None,
+            },
+        )
+        entitlements.invalidate(organization.id)
+    return subscription
+
+
+def subscription_change_plan(
+    *, actor: Actor, subscription: Subscription, plan: Plan, now: datetime | None = None
+) -> Subscription:
+    """Moves to the plan's current version now; the running phase ends here (proration)."""
+    now = now or timezone.now()
+    version = plan.current_version()
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        running = phase_at(subscription, now)
+        if running is not None and running.plan_version_id == version.id:
+            raise Conflict(f"Already subscribed to {plan.name}.", code="already_on_plan")
+        if running is not None and running.plan_version.plan.currency != plan.currency:
+            raise InvalidInput(
+                "Changing currency mid-subscription is not supported.",
+                field="plan",
+                code="currency_mismatch",
+            )
+        # Scheduled migrations are superseded by an explicit choice.
+        subscription.phases.filter(starts_at__gt=now).delete()
+        if running is not None:
+            running.ends_at = now
+            running.save(update_fields=["ends_at"])
+        SubscriptionPhase.objects.create(
+            subscription=subscription, plan_version=version, starts_at=now
+        )
+        subscription.cancel_at_period_end = False
+        subscription.save(update_fields=["cancel_at_period_end"])
+        audit_record(
+            actor=actor,
+            action="subscription.plan_changed",
+            organization=subscription.organization,
+            target=subscription,
+            changes={
+                "from": str(running.plan_version) if running else None,
+                "to": str(version),
+                "at": now.isoformat(),
+            },
+        )
+        entitlements.invalidate(subscription.organization_id)
+    return subscription
+
+
+def subscription_cancel(*, actor: Actor, subscription: Subscription) -> Subscription:
+    """Cancels at the end of the current period (the period close ends it)."""
+    with transaction.atomic():
+        subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if not subscription.cancel_at_period_end:
+            subscription.cancel_at_period_end = True
+            subscription.save(update_fields=["cancel_at_period_end"])
+            audit_record(
+                actor=actor,
+                action="subscription.cancel_scheduled",
+                organization=subscription.organization,
+                target=subscription,
+                changes={"at": subscription.current_period_end.isoformat()},
+            )
+    return subscription
+
+
+def subscription_add_addon(
+    *, actor: Actor, subscription: Subscription, addon: AddOn, quantity: int = 1
+) -> SubscriptionAddOn:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 1000:
+        raise InvalidInput("quantity is a whole number from 1 to 1000.", field="quantity")
+    with transaction.atomic():
+        item = SubscriptionAddOn.objects.create(
+            subscription=subscription, addon=addon, quantity=quantity
+        )
+        audit_record(
+            actor=actor,
+            action="subscription.addon_added",
+            organization=subscription.organization,
+            target=item,
+            changes={"addon": addon.code, "quantity": quantity},
+        )
+        entitlements.invalidate(subscription.organization_id)
+    return item
+
+
+def plan_migrate_subscribers(*, actor: Actor, version: PlanVersion) -> int:
+    """Grandfathering ends: subscribers of older versions of this plan move to `version` at
+    the start of their next period, which their portal shows until then."""
+    count = 0
+    with transaction.atomic():
+        running = (
+            SubscriptionPhase.objects.filter(
+                plan_version__plan=version.plan,
+                ends_at__isnull=True,
+                subscription__status__in=[Subscription.Status.ACTIVE, Subscription.Status.TRIALING],
+            )
+            .exclude(plan_version=version)
+            .select_related("subscription")
+        )
+        for phase in running:
+            subscription = phase.subscription
+            at = subscription.current_period_end
+            subscription.phases.filter(starts_at__gt=timezone.now()).delete()
+            phase.ends_at = at
+            phase.save(update_fields=["ends_at"])
+            SubscriptionPhase.objects.create(
+                subscription=subscription, plan_version=version, starts_at=at
+            )
+            audit_record(
+                actor=actor,
+                action="subscription.migration_scheduled",
+                organization=subscription.organization,
+                target=subscription,
+                changes={"to": str(version), "at": at.isoformat()},
+            )
+            count += 1
+    return count
+
+
+# --- Preview and estimates ----------------------------------------------------------------
+@dataclass
+class Preview:
+    period_start: datetime
+    period_end: datetime
+    as_of: datetime
+    to_date: Quote
+    forecast: Quote
+
+
+def _usage(organization_id, meter: Meter, start: datetime, end: datetime) -> Decimal:
+    if end <= start:
+        return ZERO
+    [total] = usage_aggregate(
+        UsageFilter(organization_id=organization_id, meter=meter, start=start, end=end)
+    )
+    return total["quantity"] or ZERO
+
+
+def _segments(
+    subscription: Subscription,
+    start: datetime,
+    end: datetime,
+    as_of: datetime,
+    extra: dict[str, Decimal] | None = None,
+    forecast: bool = False,
+) -> list[Segment]:
+    """One segment per phase of [start, end); usage measured up to `as_of`."""
+    period_seconds = Decimal((end - start).total_seconds())
+    segments = []
+    phases = active_phases(subscription, start, end)
+    for position, phase in enumerate(phases):
+        phase_start = max(phase.starts_at, start)
+        phase_end = min(phase.ends_at or end, end)
+        measured_end = min(phase_end, as_of)
+        usage = {}
+        for charge in phase.plan_version.charges.all():
+            meter = charge.meter
+            quantity = _usage(subscription.organization_id, meter, phase_start, measured_end)
+            if forecast and meter.aggregation in ADDITIVE and measured_end < phase_end:
+                elapsed = Decimal((measured_end - phase_start).total_seconds())
+                if elapsed > 0:
+                    quantity = quantity * Decimal((phase_end - phase_start).total_seconds())
+                    quantity = quantity / elapsed
+            if extra and position == len(phases) - 1:
+                quantity += extra.get(meter.code, ZERO)
+            usage[meter.code] = quantity
+        share = Decimal((phase_end - phase_start).total_seconds()) / period_seconds
+        segments.append(
+            Segment(
+                version=phase.plan_version,
+                usage=usage,
+                base_fee_share=share,
+                starts_at=phase_start,
+                ends_at=phase_end,
+            )
+        )
+    return segments
+
+
+def _addons(subscription: Subscription) -> list[tuple[AddOn, int]]:
+    items = subscription.addons.filter(removed_at__isnull=True).select_related("addon")
+    return [(item.addon, item.quantity) for item in items]
+
+
+def credits_available(organization: Organization, currency: str, at: datetime) -> Decimal:
+    grants = CreditGrant.objects.filter(
+        organization=organization, currency=currency, remaining__gt=0
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+    return sum((grant.remaining for grant in grants), ZERO)
+
+
+def _coupon_applies(subscription: Subscription) -> Coupon | None:
+    coupon = subscription.coupon
+    if coupon is None:
+        return None
+    if coupon.duration_periods is not None and (
+        subscription.coupon_periods_used >= coupon.duration_periods
+    ):
+        return None
+    return coupon
+
+
+def _quote(subscription, segments) -> Quote:
+    currency = segments[-1].version.plan.currency
+    return build_quote(
+        segments=segments,
+        addons=_addons(subscription),
+        coupon=_coupon_applies(subscription),
+        credits_available=credits_available(
+            subscription.organization, currency, subscription.current_period_end
+        ),
+    )
+
+
+def subscription_preview(*, subscription: Subscription, now: datetime | None = None) -> Preview:
+    """The upcoming invoice: usage so far, and forecast to period end at the current pace."""
+    now = now or timezone.now()
+    start, end = subscription.current_period_start, subscription.current_period_end
+    return Preview(
+        period_start=start,
+        period_end=end,
+        as_of=now,
+        to_date=_quote(subscription, _segments(subscription, start, end, now)),
+        forecast=_quote(subscription, _segments(subscription, start, end, now, forecast=True)),
+    )
+
+
+def subscription_preview_change(
+    *, subscription: Subscription, plan: Plan, now: datetime | None = None
+) -> tuple[Quote, Quote]:
+    """(this period as things stand, this period if the plan changed now), without saving."""
+    now = now or timezone.now()
+    start, end = subscription.current_period_start, subscription.current_period_end
+    before = _quote(subscription, _segments(subscription, start, end, now, forecast=True))
+    with transaction.atomic():
+        subscription_change_plan(
+            actor=Actor.system("preview"), subscription=subscription, plan=plan, now=now
+        )
+        after = _quote(subscription, _segments(subscription, start, end, now, forecast=True))
+        transaction.set_rollback(True)
+    entitlements.invalidate(subscription.organization_id)
+    return before, after
+
+
+@dataclass
+class Estimate:
+    meter: Meter
+    quantity: Decimal
+    before: Quote
+    after: Quote
+
+    @property
+    def difference(self) -> Decimal:
+        return self.after.total - self.before.total
+
+
+def subscription_estimate(
+    *, subscription: Subscription, meter: Meter, quantity: Decimal, now: datetime | None = None
+) -> Estimate:
+    """What `quantity` more units of `meter` would add to this period's bill."""
+    if quantity < 0:
+        raise InvalidInput("quantity must not be negative.", field="quantity")
+    now = now or timezone.now()
+    start, end = subscription.current_period_start, subscription.current_period_end
+    before = _quote(subscription, _segments(subscription, start, end, now))
+    after = _quote(
+        subscription, _segments(subscription, start, end, now, extra={meter.code: quantity})
+    )
+    return Estimate(meter=meter, quantity=quantity, before=before, after=after)
