@@ -1,4 +1,4 @@
-"""Writes for metering: meters and ledger corrections (ingestion is billing/ingest.py)."""
+"""Writes for metering: meters and ledger corrections (ingestion is billing/ingest/)."""
 
 import re
 from datetime import timedelta

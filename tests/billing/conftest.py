@@ -35,7 +35,7 @@ def meters(db) -> dict[str, Meter]:
 def store_path(request, monkeypatch):
     """Runs a test through both ledger writers: PostgreSQL's one-statement path and the
     portable path SQLite uses, so the embedded default stores exactly what production does."""
-    import billing.ingest
+    import billing.ingest.storage
 
-    monkeypatch.setattr(billing.ingest, "PORTABLE_SQL_ONLY", request.param == "portable")
+    monkeypatch.setattr(billing.ingest.storage, "PORTABLE_SQL_ONLY", request.param == "portable")
     return request.param

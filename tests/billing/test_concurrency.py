@@ -13,10 +13,10 @@ PROCESSES = 6
 
 def _ingest_in_child(args) -> tuple[int, int]:
     slug, offset, portable = args
-    import billing.ingest
+    import billing.ingest.storage
     from billing.ingest import usage_ingest
 
-    billing.ingest.PORTABLE_SQL_ONLY = portable
+    billing.ingest.storage.PORTABLE_SQL_ONLY = portable
 
     # Overlapping batches in different orders: each process sends ids from `offset` on,
     # wrapping around, so every id is offered by every process.
