@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.charts import bar_chart
-from billing.models import Meter
+from billing.models import Meter, Plan
+from billing.subscriptions import period_containing, phase_at, subscription_current
 from billing.usage_csv import EXPORT_COLUMNS, export_lines
 from portal.decorators import org_member_required
 from portal.roles import Permission
@@ -17,8 +18,17 @@ from portal.roles import Permission
 BREAKDOWNS = (("project", "By project"), ("endpoint", "By endpoint"), ("key", "By key"))
 
 
-def current_period(now: datetime) -> tuple[datetime, datetime]:
-    """The calendar month (UTC); subscriptions will bring each customer's own period."""
+def current_period(now: datetime, organization=None) -> tuple[datetime, datetime]:
+    """The subscription's billing period containing `now`, else the calendar month (UTC)."""
+    subscription = (
+        subscription_current(organization=organization) if organization is not None else None
+    )
+    if subscription is not None:
+        interval = Plan.Interval.MONTH
+        phase = phase_at(subscription, min(now, subscription.current_period_end))
+        if phase is not None:
+            interval = phase.plan_version.plan.interval
+        return period_containing(subscription.started_at, interval, now)
     start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end
@@ -41,7 +51,7 @@ def forecast(meter: Meter, to_date: Decimal | None, start, end, now) -> Decimal 
 @org_member_required(Permission.ORG_VIEW)
 def usage(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    start, end = current_period(now)
+    start, end = current_period(now, request.organization)
     environment = "test" if request.GET.get("environment") == "test" else "live"
     meters = list(selectors.meter_list())
     selected = next((m for m in meters if m.code == request.GET.get("meter")), None)
@@ -142,7 +152,7 @@ def _label(group: str, value, organization) -> str:
 def usage_csv(request: HttpRequest) -> HttpResponse:
     """The ledger rows behind the page's figures for one meter, this period, streamed."""
     now = timezone.now()
-    start, _end = current_period(now)
+    start, _end = current_period(now, request.organization)
     meter = selectors.meter_get_by_code(request.GET.get("meter", ""))
     if meter is None:
         return HttpResponse("Unknown meter.", status=400, content_type="text/plain")

@@ -130,3 +130,25 @@ def test_forecast_extrapolates_additive_meters_and_holds_gauges(meters):
     assert forecast(meters["storage_gb"], Decimal(7), start, end, halfway) == Decimal(7)
     assert forecast(meters["requests"], None, start, end, halfway) is None
     assert Meter.objects.count() >= 5
+
+
+def test_period_follows_the_subscription_anniversary(org, meters):
+    from billing.demo_catalog import ensure_demo_catalog
+    from billing.models import Plan
+    from billing.subscriptions import subscription_subscribe
+    from portal.audit import Actor
+
+    ensure_demo_catalog(actor=Actor.system("test"))
+    started = datetime(2026, 10, 10, 9, 30, tzinfo=UTC)
+    subscription_subscribe(
+        actor=Actor.system("test"), organization=org, plan=Plan.objects.get(code="pro"), now=started
+    )
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    assert current_period(now, org) == (
+        datetime(2026, 11, 10, 9, 30, tzinfo=UTC),
+        datetime(2026, 12, 10, 9, 30, tzinfo=UTC),
+    )
+    assert current_period(now) == (
+        datetime(2026, 11, 1, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+    )
