@@ -16,6 +16,7 @@ urlpatterns = [
     path("keys/<str:key_id>", keys_api.KeyDetailApi.as_view(), name="key"),
     path("keys/<str:key_id>/rotate", keys_api.KeyRotateApi.as_view(), name="key-rotate"),
     path("keys/<str:key_id>/revoke", keys_api.KeyRevokeApi.as_view(), name="key-revoke"),
+    path("api-versions", keys_api.ApiVersionListApi.as_view(), name="api-versions"),
     path("meters", billing_api.MeterListApi.as_view(), name="meters"),
     path("usage/events", billing_api.UsageEventsApi.as_view(), name="usage-events"),
     path("usage/corrections", billing_api.UsageCorrectionsApi.as_view(), name="usage-corrections"),

@@ -1,11 +1,15 @@
 """Django admin for API keys: read-only rows, revocation through keys.services."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from common.errors import TollgateError
 from keys import services
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiProduct, ApiVersion, Endpoint
+from keys.openapi import parse_openapi
 from keys.selectors import key_status_q
+from portal.admin_audit import AuditedAdminMixin
 from portal.audit import Actor
 
 
@@ -56,3 +60,128 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset:
             services.key_revoke(actor=actor, key=key)
         self.message_user(request, f"{queryset.count()} key(s) revoked.", messages.SUCCESS)
+
+
+class ApiVersionUploadForm(forms.ModelForm):
+    """Upload goes through api_version_create, so admin refuses what the API refuses."""
+
+    product_code = forms.SlugField(max_length=64, help_text="e.g. documents (created if new)")
+    document = forms.JSONField(help_text="The OpenAPI 3 document, as JSON.")
+
+    class Meta:
+        model = ApiVersion
+        fields = ["version"]
+
+    def _post_clean(self):
+        """No model validation here: the row is built by api_version_create on save, which
+        creates the product if it is new and checks what the model would."""
+
+    def clean_document(self):
+        document = self.cleaned_data["document"]
+        try:
+            parse_openapi(document)
+        except TollgateError as error:
+            reasons = [f"{item['field']}: {item['detail']}" for item in error.extra["errors"]]
+            raise forms.ValidationError(reasons or [error.detail]) from error
+        return document
+
+    def clean(self):
+        cleaned = super().clean()
+        code, version = cleaned.get("product_code"), cleaned.get("version")
+        if (
+            code
+            and version
+            and ApiVersion.objects.filter(product__code=code, version=version).exists()
+        ):
+            self.add_error("version", f"{code} {version} exists; upload a new version.")
+        return cleaned
+
+
+class EndpointInline(admin.TabularInline):
+    model = Endpoint
+    extra = 0
+    fields = [
+        "method",
+        "path_template",
+        "operation_id",
+        "group",
+        "group_source",
+        "meter_code",
+        "deprecated",
+        "sunset_at",
+    ]
+    readonly_fields = ["method", "path_template", "operation_id", "group_source", "deprecated"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ApiProduct)
+class ApiProductAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["code", "name", "private", "created_at"]
+    list_filter = ["private"]
+    search_fields = ["code", "name"]
+
+
+@admin.register(ApiVersion)
+class ApiVersionAdmin(admin.ModelAdmin):
+    list_display = [
+        "product",
+        "version",
+        "base_path",
+        "endpoint_count",
+        "deprecated_at",
+        "sunset_at",
+        "created_at",
+    ]
+    list_filter = ["product"]
+    search_fields = ["product__code", "version", "title"]
+    inlines = [EndpointInline]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiVersionUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["product_code", "version", "document"]
+        return ["product", "version", "title", "base_path", "deprecated_at", "sunset_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["product", "version", "title", "base_path"] if obj else []
+
+    def get_inlines(self, request, obj):
+        return [EndpointInline] if obj else []
+
+    @admin.display(description="endpoints")
+    def endpoint_count(self, obj: ApiVersion) -> int:
+        return obj.endpoints.count()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = services.api_version_create(
+            actor=Actor.from_request(request),
+            product_code=form.cleaned_data["product_code"],
+            version=form.cleaned_data["version"],
+            document=form.cleaned_data["document"],
+        )
+        # Admin goes on with `obj` (log entry, message): make it the row just created.
+        obj.__dict__.update(created.__dict__)
+        obj.product = created.product
+
+    def save_formset(self, request, form, formset, change):
+        """Group and meter overrides go through endpoint_update (audited)."""
+        actor = Actor.from_request(request)
+        for endpoint_form in formset.forms:
+            if endpoint_form.has_changed() and endpoint_form.instance.pk:
+                original = Endpoint.objects.get(pk=endpoint_form.instance.pk)
+                services.endpoint_update(
+                    actor=actor,
+                    endpoint=original,
+                    group=endpoint_form.cleaned_data.get("group"),
+                    meter_code=endpoint_form.cleaned_data.get("meter_code"),
+                    sunset_at=endpoint_form.cleaned_data.get("sunset_at"),
+                )

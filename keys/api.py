@@ -4,11 +4,14 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from keys import selectors, services
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiVersion, Endpoint
 from portal.api import paginate
 from portal.api_base import OrgApiView
+from portal.audit import Actor
+from portal.models import ApiToken
 from portal.selectors import project_get
 
 
@@ -161,3 +164,82 @@ class KeyRevokeApi(OrgApiView):
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
         key = services.key_revoke(actor=self.actor, key=key)
         return Response(KeyOutputSerializer(key).data)
+
+
+class EndpointOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id",
+            "method",
+            "path_template",
+            "operation_id",
+            "summary",
+            "tags",
+            "group",
+            "group_source",
+            "meter_code",
+            "deprecated",
+            "sunset_at",
+        ]
+
+
+class ApiVersionOutputSerializer(serializers.ModelSerializer):
+    product = serializers.CharField(source="product.code")
+    private = serializers.BooleanField(source="product.private")
+    endpoints = EndpointOutputSerializer(many=True)
+
+    class Meta:
+        model = ApiVersion
+        fields = [
+            "id",
+            "product",
+            "version",
+            "title",
+            "base_path",
+            "private",
+            "deprecated_at",
+            "sunset_at",
+            "created_at",
+            "endpoints",
+        ]
+
+
+class ApiVersionListApi(APIView):
+    """The provider's API products, uploaded as OpenAPI documents (operator `admin`)."""
+
+    scopes_by_kind = {ApiToken.Kind.OPERATOR: {"GET": "admin", "POST": "admin"}}
+    pagination_class = None
+
+    @extend_schema_serializer(component_name="ApiVersionCreateInput")
+    class InputSerializer(serializers.Serializer):
+        product = serializers.CharField(max_length=64)
+        version = serializers.CharField(max_length=32)
+        openapi = serializers.JSONField()
+        private = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+    @extend_schema(
+        operation_id="api_versions_list", responses=ApiVersionOutputSerializer(many=True)
+    )
+    def get(self, request):
+        versions = ApiVersion.objects.select_related("product").prefetch_related("endpoints")
+        return Response({"results": ApiVersionOutputSerializer(versions, many=True).data})
+
+    @extend_schema(
+        operation_id="api_versions_create",
+        request=InputSerializer,
+        responses={201: ApiVersionOutputSerializer},
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        api_version = services.api_version_create(
+            actor=Actor.from_request(request),
+            product_code=data.validated_data["product"],
+            version=data.validated_data["version"],
+            document=data.validated_data["openapi"],
+            private=data.validated_data["private"],
+        )
+        return Response(
+            ApiVersionOutputSerializer(api_version).data, status=status.HTTP_201_CREATED
+        )

@@ -63,3 +63,82 @@ class ApiKey(models.Model):
     @property
     def status(self) -> str:
         return self.status_at(timezone.now())
+
+
+class ApiProduct(models.Model):
+    """An API the provider sells (e.g. "documents"); its versions carry the endpoints."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    private = models.BooleanField(default=False, help_text="Hidden from the public catalog.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "API product"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiVersion(models.Model):
+    """One version of a product, as the provider's OpenAPI document describes it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    product = models.ForeignKey(ApiProduct, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=32)
+    title = models.CharField(max_length=200, blank=True)
+    base_path = models.CharField(max_length=255, blank=True)
+    openapi = models.JSONField()
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    sunset_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["product", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "version"], name="api_version_unique")
+        ]
+        verbose_name = "API version"
+
+    def __str__(self) -> str:
+        return f"{self.product.code} {self.version}"
+
+
+class Endpoint(models.Model):
+    """An operation of an API version: method + path template, and the group that gates it."""
+
+    class GroupSource(models.TextChoices):
+        DOCUMENT = "document"  # the operation's x-tollgate-group
+        OPERATOR = "operator"  # set in admin
+        DEFAULT = "default"  # read for GET/HEAD/OPTIONS, write for the rest
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    api_version = models.ForeignKey(ApiVersion, on_delete=models.CASCADE, related_name="endpoints")
+    method = models.CharField(max_length=7)
+    path_template = models.CharField(max_length=500)
+    operation_id = models.CharField(max_length=200, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    group = models.CharField(max_length=50)
+    group_source = models.CharField(
+        max_length=8, choices=GroupSource.choices, default=GroupSource.DEFAULT
+    )
+    # A meter code (billing's): calls are also metered there. A plain value, not a foreign
+    # key, because keys sits below billing.
+    meter_code = models.CharField(max_length=64, blank=True)
+    deprecated = models.BooleanField(default=False)
+    sunset_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["api_version", "path_template", "method"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_version", "method", "path_template"], name="endpoint_unique_operation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path_template}"

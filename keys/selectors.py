@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from common.lookups import get_or_not_found
 from keys.format import key_hash, key_is_well_formed
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiVersion, Endpoint
+from keys.routing import Router
 from portal.models import Organization
 
 
@@ -79,3 +80,29 @@ def ip_in_cidrs(ip: str | None, cidrs: list[str]) -> bool:
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+# --- API products and endpoints ---------------------------------------------------------
+def api_versions_live() -> QuerySet[ApiVersion]:
+    """Versions not past their sunset, newest first per product."""
+    now = timezone.now()
+    return (
+        ApiVersion.objects.filter(Q(sunset_at__isnull=True) | Q(sunset_at__gt=now))
+        .select_related("product")
+        .order_by("product__code", "-created_at")
+    )
+
+
+def endpoint_router(api_version: ApiVersion) -> Router[Endpoint]:
+    return Router(
+        (endpoint.method, endpoint.path_template, endpoint)
+        for endpoint in api_version.endpoints.all()
+    )
+
+
+def endpoint_match(api_version: ApiVersion, method: str, path: str) -> Endpoint | None:
+    """The endpoint a call to `path` hits; the version's base path may be included or not."""
+    base = api_version.base_path
+    if base and (path == base or path.startswith(base + "/")):
+        path = path[len(base) :] or "/"
+    return endpoint_router(api_version).match(method, path)

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from common.errors import Conflict, InvalidInput
 from keys.format import key_generate, key_hash, key_prefix
-from keys.models import ApiKey
+from keys.models import ApiKey, ApiProduct, ApiVersion, Endpoint
+from keys.openapi import default_group, parse_openapi
 from portal.audit import Actor, audit_record
 from portal.models import Project
 
@@ -205,3 +206,116 @@ def key_mark_used(*, key: ApiKey, now: datetime | None = None) -> None:
         return
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     key.last_used_at = now
+
+
+# --- API products, versions and endpoints -------------------------------------------------
+def api_version_create(
+    *, actor: Actor, product_code: str, version: str, document, private: bool | None = None
+) -> ApiVersion:
+    """Imports one version of a product from its OpenAPI document: all of it, or nothing.
+
+    The product is created on first upload (named after the document's title). Each
+    operation becomes an Endpoint whose group is its x-tollgate-group, else read for
+    GET/HEAD/OPTIONS and write for the rest; the operator may override groups in admin.
+    """
+    if not isinstance(product_code, str) or not SCOPE_PATTERN.match(product_code):
+        raise InvalidInput("product is a lowercase code such as 'documents'.", field="product")
+    if not isinstance(version, str) or not version.strip() or len(version) > 32:
+        raise InvalidInput("version is a short label such as 'v1'.", field="version")
+    parsed = parse_openapi(document)
+    with transaction.atomic():
+        product, _created = ApiProduct.objects.get_or_create(
+            code=product_code, defaults={"name": parsed.title[:200]}
+        )
+        if private is not None and product.private != private:
+            product.private = private
+            product.save(update_fields=["private"])
+        if product.versions.filter(version=version).exists():
+            raise Conflict(
+                f"{product_code} {version} exists; upload a new version.",
+                code="api_version_exists",
+                field="version",
+            )
+        api_version = ApiVersion.objects.create(
+            product=product,
+            version=version,
+            title=parsed.title[:200],
+            base_path=parsed.base_path,
+            openapi=document,
+        )
+        seen: set[tuple[str, str]] = set()
+        endpoints = []
+        for operation in parsed.operations:
+            if (operation.method, operation.path_template) in seen:
+                continue
+            seen.add((operation.method, operation.path_template))
+            endpoints.append(
+                Endpoint(
+                    api_version=api_version,
+                    method=operation.method,
+                    path_template=operation.path_template,
+                    operation_id=operation.operation_id,
+                    summary=operation.summary,
+                    tags=list(operation.tags),
+                    group=operation.group or default_group(operation.method),
+                    group_source=(
+                        Endpoint.GroupSource.DOCUMENT
+                        if operation.group
+                        else Endpoint.GroupSource.DEFAULT
+                    ),
+                    deprecated=operation.deprecated,
+                    sunset_at=operation.sunset_at,
+                )
+            )
+        Endpoint.objects.bulk_create(endpoints)
+        audit_record(
+            actor=actor,
+            action="api_version.created",
+            organization=None,
+            target=api_version,
+            changes={
+                "product": product_code,
+                "version": version,
+                "endpoints": len(endpoints),
+                "base_path": parsed.base_path,
+            },
+        )
+    return api_version
+
+
+_UNSET = object()
+
+
+def endpoint_update(
+    *,
+    actor: Actor,
+    endpoint: Endpoint,
+    group: str | None = None,
+    meter_code: str | None = None,
+    sunset_at=_UNSET,
+) -> Endpoint:
+    """The operator's overrides: the group, the meter calls also count on, a sunset date."""
+    changes = {}
+    if sunset_at is not _UNSET and sunset_at != endpoint.sunset_at:
+        changes["sunset_at"] = [str(endpoint.sunset_at), str(sunset_at)]
+        endpoint.sunset_at = sunset_at
+    if group is not None and group != endpoint.group:
+        if not SCOPE_PATTERN.match(group):
+            raise InvalidInput("A group is a lowercase name such as 'bulk'.", field="group")
+        changes["group"] = [endpoint.group, group]
+        endpoint.group = group
+        endpoint.group_source = Endpoint.GroupSource.OPERATOR
+    if meter_code is not None and meter_code != endpoint.meter_code:
+        changes["meter_code"] = [endpoint.meter_code, meter_code]
+        endpoint.meter_code = meter_code
+    if changes:
+        with transaction.atomic():
+            endpoint.save(update_fields=["group", "group_source", "meter_code", "sunset_at"])
+            audit_record(
+                actor=actor,
+                action="endpoint.updated",
+                organization=None,
+                target=endpoint,
+                changes=changes,
+            )
+    return endpoint

@@ -35,6 +35,7 @@ from tests.factories import (
     OrganizationFactory,
     ProjectFactory,
 )
+from tests.keys.test_products import PRODUCT_ENDPOINT_PATHS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -120,6 +121,7 @@ def test_every_routed_path_is_covered_by_these_tests():
     covered |= {path for _method, path, _kinds, _body in BILLING_ENDPOINTS}
     covered |= {path for _method, path, _kinds, _body in PRICING_ENDPOINTS}
     covered |= PUBLIC_PRICING_PATHS
+    covered |= PRODUCT_ENDPOINT_PATHS
     assert routed == covered
 
 
