@@ -1,0 +1,131 @@
+"""Rate limits in Redis: GCRA, several limits decided together by one Lua script.
+
+Each limit is `limit` requests per `window_seconds` with a `burst` (default `limit`): an
+emission interval T = window / limit and room for `burst` back-to-back requests. One script
+call checks every limit of a request against Redis's own clock and either charges all of
+them or none, so a request denied by the per-org limit never uses up the per-key one, and
+concurrent gates on any number of machines never admit more than the limits allow.
+
+Keys carry the organization as a hash tag (`{org}`), so one script's keys share a Redis
+Cluster slot and the same code runs unchanged on Redis Cluster.
+"""
+
+from dataclasses import dataclass
+
+import redis
+
+# KEYS[i]: one key per limit. ARGV: cost, then per limit: interval_us, capacity_us.
+# Returns {allowed, denying index (0 if none), then per limit: remaining, reset_us, retry_us}.
+GCRA_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local cost = tonumber(ARGV[1])
+local allowed, denied_by = 1, 0
+local results, updates = {}, {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i])
+  local capacity = tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local used = new_tat - now
+  if used > capacity then
+    if allowed == 1 then denied_by = i end
+    allowed = 0
+    local remaining = math.floor((capacity - (tat - now)) / interval)
+    if remaining < 0 then remaining = 0 end
+    results[#results + 1] = remaining
+    results[#results + 1] = tat - now
+    results[#results + 1] = used - capacity
+  else
+    updates[i] = new_tat
+    results[#results + 1] = math.floor((capacity - used) / interval)
+    results[#results + 1] = used
+    results[#results + 1] = 0
+  end
+end
+if allowed == 1 then
+  for i = 1, #KEYS do
+    redis.call('SET', KEYS[i], updates[i], 'PX', math.ceil((updates[i] - now) / 1000) + 1000)
+  end
+end
+local reply = {allowed, denied_by}
+for _, value in ipairs(results) do reply[#reply + 1] = value end
+return reply
+"""
+
+MICROSECONDS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limit:
+    """`limit` requests per `window_seconds` for one subject (a key, a project, an org)."""
+
+    key: str
+    limit: int
+    window_seconds: int
+    burst: int | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self.burst or self.limit
+
+    @property
+    def interval_us(self) -> int:
+        return max(self.window_seconds * MICROSECONDS // self.limit, 1)
+
+
+@dataclass(frozen=True)
+class LimitState:
+    limit: Limit
+    remaining: int
+    reset_seconds: float  # until the bucket is full again
+    retry_after_seconds: float  # 0 when this limit allows
+
+
+@dataclass(frozen=True)
+class LimitDecision:
+    allowed: bool
+    states: tuple[LimitState, ...]
+    denied_by: LimitState | None
+
+    @property
+    def binding(self) -> LimitState | None:
+        """The limit to report: the one that denied, else the one with least room left."""
+        if self.denied_by is not None:
+            return self.denied_by
+        return min(self.states, key=lambda state: state.remaining, default=None)
+
+
+def limit_key(organization_id, subject: str, subject_id, limit: int, window: int) -> str:
+    return f"tg:rl:{{{organization_id}}}:{subject}:{subject_id}:{limit}/{window}"
+
+
+class RateLimiter:
+    def __init__(self, client: redis.Redis):
+        self._script = client.register_script(GCRA_SCRIPT)
+
+    def check(self, limits: list[Limit], cost: int = 1) -> LimitDecision:
+        if not limits:
+            return LimitDecision(True, (), None)
+        arguments = [cost]
+        for limit in limits:
+            arguments += [limit.interval_us, limit.interval_us * limit.capacity]
+        reply = self._script(keys=[limit.key for limit in limits], args=arguments)
+        allowed, denied_index = int(reply[0]), int(reply[1])
+        states = tuple(
+            LimitState(
+                limit=limit,
+                remaining=int(reply[2 + 3 * i]),
+                reset_seconds=int(reply[3 + 3 * i]) / MICROSECONDS,
+                retry_after_seconds=int(reply[4 + 3 * i]) / MICROSECONDS,
+            )
+            for i, limit in enumerate(limits)
+        )
+        denied = states[denied_index - 1] if denied_index else None
+        return LimitDecision(bool(allowed), states, denied)
+
+
+def policy_header(limits: list[Limit]) -> str:
+    """IETF RateLimit-Policy: `50;w=1, 2000;w=60`."""
+    return ", ".join(f"{limit.limit};w={limit.window_seconds}" for limit in limits)
