@@ -18,7 +18,7 @@ from common.pagination import CreatedCursorPagination
 from common.redis import get_redis
 from portal import selectors, services
 from portal.api_base import OrgApiView
-from portal.exports import audit_log_csv_response
+from portal.exports import AUDIT_CSV_COLUMNS, audit_log_csv_response
 from portal.models import AuditLogEntry, Project
 
 
@@ -80,20 +80,7 @@ class AuditLogEntrySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditLogEntry
-        fields = [
-            "id",
-            "created_at",
-            "actor_type",
-            "actor",
-            "action",
-            "target_type",
-            "target_id",
-            "target_label",
-            "changes",
-            "ip_address",
-            "user_agent",
-            "request_id",
-        ]
+        fields = AUDIT_CSV_COLUMNS  # the API and the CSV export show the same columns
 
 
 class ExportFormatNegotiation(DefaultContentNegotiation):
