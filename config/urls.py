@@ -3,10 +3,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from billing import pricing_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("o/<slug:slug>/usage/", include("billing.urls")),
+    path("o/<slug:slug>/billing/", include("billing.billing_urls")),
+    path("pricing", pricing_views.pricing, name="pricing"),
     path("", include("portal.urls")),
 ]
