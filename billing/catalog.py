@@ -225,6 +225,7 @@ def plan_create(*, actor: Actor, body: dict) -> Plan:
         not isinstance(code, str)
         or not code
         or len(code) > 64
+        or not code.isascii()  # the URL pattern (<slug:code>) matches ASCII only
         or not code.replace("-", "").replace("_", "").isalnum()
         or code != code.lower()
     ):

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.db import models
 from django.utils import timezone
 
+from common.errors import Conflict
 from keys.models import ApiKey
 from portal.models import Organization, Project
 
@@ -289,6 +290,13 @@ class PlanVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.plan.code} v{self.number}"
 
+    def save(self, *args, **kwargs):
+        # The last line of defence behind the admin's read-only form and the catalog (which
+        # offers no update): a version someone subscribed to never changes its prices.
+        if not self._state.adding and self.pk is not None and self.is_locked:
+            _refuse_changes(PlanVersion, self, LOCKED_VERSION_FIELDS, f"{self}")
+        super().save(*args, **kwargs)
+
     @property
     def is_locked(self) -> bool:
         return self.phases.exists()
@@ -325,6 +333,60 @@ class Charge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter_id} {self.model}"
+
+    def save(self, *args, **kwargs):
+        version = PlanVersion.objects.filter(pk=self.version_id).first()
+        if version is not None and version.is_locked:
+            if self._state.adding:
+                raise PlanVersionLocked(f"{version} has subscribers; add charges to a new version.")
+            _refuse_changes(Charge, self, LOCKED_CHARGE_FIELDS, f"{version}")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.version.is_locked:
+            raise PlanVersionLocked(f"{self.version} has subscribers; its charges stay.")
+        return super().delete(*args, **kwargs)
+
+
+LOCKED_VERSION_FIELDS = (
+    "plan_id",
+    "number",
+    "base_fee",
+    "minimum_commitment",
+    "commitment_discount_percent",
+    "entitlements",
+)
+LOCKED_CHARGE_FIELDS = (
+    "version_id",
+    "meter_id",
+    "position",
+    "model",
+    "free_units",
+    "unit_amount",
+    "tiers",
+    "package_size",
+    "package_amount",
+    "minimum",
+    "maximum",
+)
+
+
+class PlanVersionLocked(Conflict):
+    code = "plan_version_locked"
+
+
+def _refuse_changes(model, obj, fields: tuple[str, ...], label: str) -> None:
+    """Raises if `obj` differs from its stored row in any of `fields` (saving unchanged
+    values, as the admin does for a read-only form, is allowed)."""
+    stored = model.objects.filter(pk=obj.pk).values(*fields).first()
+    if stored is None:
+        return
+    changed = sorted(name for name in fields if stored[name] != getattr(obj, name))
+    if changed:
+        raise PlanVersionLocked(
+            f"{label} has subscribers, so its prices cannot change ({', '.join(changed)}); "
+            "create a new version instead."
+        )
 
 
 class AddOn(models.Model):

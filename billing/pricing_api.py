@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from billing import subscriptions as subs
 from billing.api import DecimalJSONParser
 from billing.catalog import plan_create, plan_version_create
-from billing.models import AddOn, Meter, Plan, Subscription
+from billing.ingest.validation import MAX_QUANTITY
+from billing.models import QUANTITY_DECIMALS, AddOn, Meter, Plan, Subscription
 from billing.pricing.money import format_exact, format_money
 from billing.quotes import Segment, build_quote, quote_as_json
 from billing.selectors import organization_get
@@ -42,6 +43,14 @@ def _decimal(value, field: str) -> Decimal:
         raise InvalidInput("Must be finite.", field=field, code="invalid_quantity")
     if number < 0:
         raise InvalidInput("Must not be negative.", field=field, code="negative_quantity")
+    # The ledger's range: anything larger could never be metered, and would overflow rounding.
+    if number > MAX_QUANTITY or number.as_tuple().exponent < -QUANTITY_DECIMALS:
+        raise InvalidInput(
+            f"Use at most {QUANTITY_DECIMALS} decimals and {len(str(MAX_QUANTITY))} digits "
+            "before the point.",
+            field=field,
+            code="invalid_quantity",
+        )
     return number
 
 
@@ -202,11 +211,17 @@ class QuoteApi(APIView):
                     f"Plan '{plan.code}' has no version {body['version']}.", code="unknown_version"
                 )
         usage = _usage_map(body.get("usage"))
+        addons = _addon_list(body.get("addons"))
+        for index, (addon, _quantity) in enumerate(addons):
+            if addon.currency != plan.currency:
+                raise InvalidInput(
+                    f"{addon.name} is priced in {addon.currency}, the plan in {plan.currency}.",
+                    field=f"addons[{index}]",
+                    code="currency_mismatch",
+                )
         coupon = subs._check_coupon(body.get("coupon"), plan.currency)
         quote = build_quote(
-            segments=[Segment(version=version, usage=usage)],
-            addons=_addon_list(body.get("addons")),
-            coupon=coupon,
+            segments=[Segment(version=version, usage=usage)], addons=addons, coupon=coupon
         )
         return Response(quote_as_json(quote))
 

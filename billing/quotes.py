@@ -170,15 +170,16 @@ def quote_as_json(quote: Quote) -> dict:
     currency = quote.currency
 
     def line_json(line: QuoteLine) -> dict:
+        # Every line has the same keys (null or [] where they do not apply), so clients can
+        # read `meter`, `quantity` and `tiers` without checking that they are there.
         body = {
             "kind": line.kind,
             "description": line.description,
+            "meter": line.meter,
+            "quantity": None if line.quantity is None else format_exact(line.quantity),
             "amount": format_money(line.amount, currency),
+            "tiers": [],
         }
-        if line.meter:
-            body["meter"] = line.meter
-        if line.quantity is not None:
-            body["quantity"] = format_exact(line.quantity)
         if line.starts_at:
             body["period"] = {"start": line.starts_at.isoformat(), "end": line.ends_at.isoformat()}
         if line.charge is not None:

@@ -230,6 +230,14 @@ def subscription_add_addon(
 ) -> SubscriptionAddOn:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= 1000:
         raise InvalidInput("quantity is a whole number from 1 to 1000.", field="quantity")
+    phase = phase_at(subscription, timezone.now())
+    if phase is not None and addon.currency != phase.plan_version.plan.currency:
+        raise InvalidInput(
+            f"{addon.name} is priced in {addon.currency}, the plan in "
+            f"{phase.plan_version.plan.currency}.",
+            field="addon",
+            code="currency_mismatch",
+        )
     with transaction.atomic():
         item = SubscriptionAddOn.objects.create(
             subscription=subscription, addon=addon, quantity=quantity
@@ -249,8 +257,11 @@ def plan_migrate_subscribers(*, actor: Actor, version: PlanVersion) -> int:
     """Grandfathering ends: subscribers of older versions of this plan move to `version` at
     the start of their next period, which their portal shows until then."""
     count = 0
+    now = timezone.now()
     with transaction.atomic():
-        running = (
+        # The open-ended phase of each subscription: the running one, or a migration to
+        # another version that is already scheduled (then this one takes its place).
+        open_phases = (
             SubscriptionPhase.objects.filter(
                 plan_version__plan=version.plan,
                 ends_at__isnull=True,
@@ -259,12 +270,16 @@ def plan_migrate_subscribers(*, actor: Actor, version: PlanVersion) -> int:
             .exclude(plan_version=version)
             .select_related("subscription")
         )
-        for phase in running:
+        for phase in open_phases:
             subscription = phase.subscription
-            at = subscription.current_period_end
-            subscription.phases.filter(starts_at__gt=timezone.now()).delete()
-            phase.ends_at = at
-            phase.save(update_fields=["ends_at"])
+            if phase.starts_at > now:
+                at = phase.starts_at
+                phase.delete()
+            else:
+                at = subscription.current_period_end
+                subscription.phases.filter(starts_at__gt=now).delete()
+                phase.ends_at = at
+                phase.save(update_fields=["ends_at"])
             SubscriptionPhase.objects.create(
                 subscription=subscription, plan_version=version, starts_at=at
             )
@@ -306,23 +321,45 @@ def _segments(
     extra: dict[str, Decimal] | None = None,
     forecast: bool = False,
 ) -> list[Segment]:
-    """One segment per phase of [start, end); usage measured up to `as_of`."""
+    """One segment per phase of [start, end); usage measured up to `as_of`.
+
+    Time inside the trial is free: a phase's base-fee share and usage count from the end of
+    the trial. A period entirely in trial still yields one (zero) segment, so the preview
+    shows the plan's lines at 0.
+    """
     period_seconds = Decimal((end - start).total_seconds())
+    billable_from = max(start, subscription.trial_ends_at or start)
     segments = []
     phases = active_phases(subscription, start, end)
+    if phases and billable_from >= end:
+        return [
+            Segment(
+                version=phases[-1].plan_version,
+                usage={},
+                base_fee_share=ZERO,
+                starts_at=start,
+                ends_at=end,
+            )
+        ]
     for position, phase in enumerate(phases):
-        phase_start = max(phase.starts_at, start)
+        phase_start = max(phase.starts_at, billable_from)
         phase_end = min(phase.ends_at or end, end)
+        if phase_end <= phase_start:
+            continue
         measured_end = min(phase_end, as_of)
         usage = {}
         for charge in phase.plan_version.charges.all():
             meter = charge.meter
             quantity = _usage(subscription.organization_id, meter, phase_start, measured_end)
             if forecast and meter.aggregation in ADDITIVE and measured_end < phase_end:
-                elapsed = Decimal((measured_end - phase_start).total_seconds())
+                # The rest of the phase at the pace of the period so far (not of the phase:
+                # a phase that begins now, as in a plan-change preview, has no pace of its own).
+                elapsed = Decimal((as_of - start).total_seconds())
                 if elapsed > 0:
-                    quantity = quantity * Decimal((phase_end - phase_start).total_seconds())
-                    quantity = quantity / elapsed
+                    so_far = _usage(subscription.organization_id, meter, start, as_of)
+                    rest_from = max(measured_end, phase_start)  # a phase may start later
+                    remaining = Decimal((phase_end - rest_from).total_seconds())
+                    quantity += so_far * remaining / elapsed
             if extra and position == len(phases) - 1:
                 quantity += extra.get(meter.code, ZERO)
             usage[meter.code] = quantity
@@ -345,9 +382,11 @@ def _addons(subscription: Subscription) -> list[tuple[AddOn, int]]:
 
 
 def credits_available(organization: Organization, currency: str, at: datetime) -> Decimal:
+    """Unused credit still valid at `at` (a period's end): a grant that expires exactly at
+    the end of a period counts for that period's bill."""
     grants = CreditGrant.objects.filter(
         organization=organization, currency=currency, remaining__gt=0
-    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
+    ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=at))
     return sum((grant.remaining for grant in grants), ZERO)
 
 

@@ -10,9 +10,9 @@ rounded once (money.round_money); tier amounts stay exact.
 """
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
-from billing.pricing.money import ZERO, round_money
+from billing.pricing.money import ZERO, exact_context, round_money
 
 MODELS = ("per_unit", "graduated", "volume", "package")
 
@@ -63,9 +63,10 @@ class ChargeLine:
 def price_charge(spec: ChargeSpec, quantity: Decimal, currency: str) -> ChargeLine:
     if quantity < 0:
         raise ValueError("quantity must not be negative")
-    billable = max(quantity - spec.free_units, ZERO)
-    tiers = _tier_lines(spec, billable)
-    exact = sum((tier.amount for tier in tiers), ZERO)
+    with exact_context():  # tier amounts exact, so the line is rounded once, below
+        billable = max(quantity - spec.free_units, ZERO)
+        tiers = _tier_lines(spec, billable)
+        exact = sum((tier.amount for tier in tiers), ZERO)
     bounded, adjusted_by = exact, None
     if spec.minimum is not None and bounded < spec.minimum:
         bounded, adjusted_by = spec.minimum, "minimum"
@@ -89,7 +90,9 @@ def _tier_lines(spec: ChargeSpec, billable: Decimal) -> list[TierLine]:
         return [TierLine(ZERO, None, billable, spec.unit_amount, ZERO, billable * spec.unit_amount)]
     if spec.model == "package":
         size = spec.package_size
-        blocks = -(-billable // size)  # ceiling: a started block is a whole block
+        # A started block is a whole block. (Not -(-a // b): Decimal's // truncates toward
+        # zero, so that idiom is a ceiling for ints only.)
+        blocks = (billable / size).to_integral_value(rounding=ROUND_CEILING)
         return [TierLine(ZERO, None, billable, ZERO, ZERO, blocks * spec.package_amount)]
     if spec.model == "graduated":
         lines, start = [], ZERO

@@ -5,7 +5,7 @@ HALF_UP, to the currency's minor unit (USD cents, JPY yen) and shown with exactl
 digits. docs/pricing.md has worked examples.
 """
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 # ISO 4217 minor units of the currencies Tollgate accepts.
 MINOR_UNITS: dict[str, int] = {
@@ -38,6 +38,9 @@ MINOR_UNITS: dict[str, int] = {
     "OMR": 3,
 }
 ZERO = Decimal(0)
+# Enough significant digits that no product of a price (30 digits) and a quantity (38 digits)
+# is rounded on the way: the one rounding a line gets is round_money's.
+EXACT_DIGITS = 80
 
 
 def is_supported_currency(currency: str) -> bool:
@@ -48,13 +51,21 @@ def quantum(currency: str) -> Decimal:
     return Decimal(1).scaleb(-MINOR_UNITS[currency])
 
 
+def exact_context():
+    """A decimal context for computing amounts exactly (default contexts keep 28 digits)."""
+    return localcontext(prec=EXACT_DIGITS)
+
+
 def round_money(amount: Decimal, currency: str) -> Decimal:
     """HALF_UP to the minor unit: 0.125 USD -> 0.13, 2.5 JPY -> 3, -0.125 USD -> -0.13."""
-    return amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    with exact_context():
+        rounded = amount.quantize(quantum(currency), rounding=ROUND_HALF_UP)
+    # -0.001 rounds to -0.00: a zero has no sign on an invoice.
+    return abs(rounded) if rounded == 0 else rounded
 
 
 def format_money(amount: Decimal, currency: str) -> str:
-    """Exactly the minor unit's digits: "85.50" (USD), "2" (JPY)."""
+    """Exactly the minor unit's digits: "85.50" (USD), "2" (JPY), never "-0.00"."""
     return str(round_money(amount, currency))
 
 

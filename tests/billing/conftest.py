@@ -39,3 +39,16 @@ def store_path(request, monkeypatch):
 
     monkeypatch.setattr(billing.ingest.storage, "PORTABLE_SQL_ONLY", request.param == "portable")
     return request.param
+
+
+@pytest.fixture
+def no_trials(request, db):
+    """For tests about money rather than trials: plans subscribed to start billing at once
+    (a trial's time is free, which would change every figure they check). Runs after the
+    test module's `catalog` fixture, which creates the plans."""
+    from billing.models import Plan
+
+    plans = request.getfixturevalue("catalog")
+    Plan.objects.update(trial_days=0)
+    for plan in (plans or {}).values() if isinstance(plans, dict) else ():
+        plan.trial_days = 0  # the module's own copies, if its fixture hands them out
