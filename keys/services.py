@@ -9,7 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.errors import Conflict, InvalidInput
+from common.redis import get_redis
 from keys.format import key_generate, key_hash, key_prefix
+from keys.keycache import publish_key_change_on_commit
 from keys.models import ApiKey, ApiProduct, ApiVersion, Endpoint
 from keys.openapi import default_group, parse_openapi
 from portal.audit import Actor, audit_record
@@ -167,6 +169,7 @@ def key_rotate(
         old.grace_ends_at = now + timedelta(seconds=grace_period_seconds)
         old.replaced_by = new
         old.save(update_fields=["grace_ends_at", "replaced_by"])
+        publish_key_change_on_commit(get_redis(), old.key_hash)
         audit_record(
             actor=actor,
             action="key.rotated",
@@ -189,6 +192,7 @@ def key_revoke(*, actor: Actor, key: ApiKey) -> ApiKey:
         if locked.revoked_at is None:
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["revoked_at"])
+            publish_key_change_on_commit(get_redis(), locked.key_hash)
             audit_record(
                 actor=actor,
                 action="key.revoked",
