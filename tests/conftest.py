@@ -64,3 +64,14 @@ def other_api(other_org_token) -> APIClient:
 @pytest.fixture
 def anonymous_api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def meters(db):
+    """The default meters. Migrations seed them, but transactional tests flush tables, so
+    this puts back any that a flush removed."""
+    from billing.defaults import ensure_default_meters
+    from billing.models import Meter
+
+    ensure_default_meters(Meter)
+    return {meter.code: meter for meter in Meter.objects.all()}

@@ -2,8 +2,6 @@
 
 import pytest
 
-from billing.defaults import ensure_default_meters
-from billing.models import Meter
 from tests.conftest import bearer_client
 from tests.factories import ApiTokenFactory
 
@@ -21,14 +19,6 @@ def operator_api(operator_token):
 @pytest.fixture
 def admin_api(db):
     return bearer_client(ApiTokenFactory(kind="operator", organization=None, scopes=["admin"]))
-
-
-@pytest.fixture
-def meters(db) -> dict[str, Meter]:
-    """The default meters. Migrations seed them, but transactional tests flush tables, so
-    this puts back any that a flush removed."""
-    ensure_default_meters(Meter)
-    return {meter.code: meter for meter in Meter.objects.all()}
 
 
 @pytest.fixture(params=["single-statement", "portable"])

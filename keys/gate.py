@@ -1,0 +1,186 @@
+"""The per-call decision (GATE-1..4): key, IP, endpoint, scope, plan, rate limits.
+
+Checks run in the issue's order and stop at the first denial, so a call denied before the
+rate limit consumes no rate limit. Nothing here queries the database for a known key: keys
+come from the KeyCache, endpoint routers from an in-process catalog refreshed every few
+seconds, entitlements from their per-org cache, limits from one Redis script.
+
+Not yet here (the rest of the gate issue): blocks, payment state, quotas and spend caps,
+metering of allowed calls, the HTTP endpoint and the middleware.
+"""
+
+import ipaddress
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.utils import timezone
+
+from billing.entitlements import entitlements_for
+from keys.format import key_is_well_formed
+from keys.keycache import CachedKey, KeyCache
+from keys.models import ApiVersion, Endpoint
+from keys.ratelimit import Limit, LimitDecision, RateLimiter, limit_key
+from keys.routing import Router
+
+CATALOG_REFRESH_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class VerifyInput:
+    key: str
+    method: str
+    path: str
+    ip: str | None = None
+    cost: int = 1
+    product: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class Decision:
+    allowed: bool
+    code: str
+    key: CachedKey | None = None
+    endpoint: Endpoint | None = None
+    entitlements: dict | None = None
+    limits: list[Limit] = field(default_factory=list)
+    ratelimit: LimitDecision | None = None
+
+
+@dataclass(frozen=True)
+class _Version:
+    api_version: ApiVersion
+    router: Router[Endpoint]
+
+
+class EndpointCatalog:
+    """Every live API version's router, rebuilt at most every CATALOG_REFRESH_SECONDS."""
+
+    def __init__(self, refresh_seconds: float = CATALOG_REFRESH_SECONDS):
+        self._refresh_seconds = refresh_seconds
+        self._loaded_at = -1e9
+        self._versions: list[_Version] = []
+        self._lock = threading.Lock()
+
+    def versions(self) -> list[_Version]:
+        if time.monotonic() - self._loaded_at > self._refresh_seconds:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self._refresh_seconds:
+                    self._versions = self._load()
+                    self._loaded_at = time.monotonic()
+        return self._versions
+
+    def _load(self) -> list[_Version]:
+        now = timezone.now()
+        loaded = []
+        for version in (
+            ApiVersion.objects.select_related("product")
+            .prefetch_related("endpoints")
+            .order_by("product__code", "-created_at")
+        ):
+            if version.sunset_at is not None and version.sunset_at <= now:
+                continue
+            router = Router((e.method, e.path_template, e) for e in version.endpoints.all())
+            loaded.append(_Version(version, router))
+        return loaded
+
+    def match(self, inp: VerifyInput) -> tuple[str, Endpoint | None]:
+        """("ok", endpoint) or (reason code, None)."""
+        candidates = self.versions()
+        if inp.product:
+            candidates = [v for v in candidates if v.api_version.product.code == inp.product]
+            if inp.version:
+                candidates = [v for v in candidates if v.api_version.version == inp.version]
+            else:
+                candidates = candidates[:1]  # newest live version of that product
+        else:
+            newest: dict[str, _Version] = {}
+            for version in candidates:  # ordered newest first per product
+                newest.setdefault(version.api_version.product.code, version)
+            candidates = list(newest.values())
+        matches = []
+        for version in candidates:
+            path = inp.path
+            base = version.api_version.base_path
+            if base and (path == base or path.startswith(base + "/")):
+                path = path[len(base) :] or "/"
+            endpoint = version.router.match(inp.method, path)
+            if endpoint is not None:
+                matches.append(endpoint)
+        if not matches:
+            return "endpoint_unknown", None
+        if len(matches) > 1:
+            return "endpoint_ambiguous", None
+        return "ok", matches[0]
+
+
+def _ip_allowed(ip: str | None, cidrs: tuple[str, ...]) -> bool:
+    if not cidrs:
+        return True
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+def rate_limits_for(key: CachedKey, entitlements: dict) -> list[Limit]:
+    """The plan's limits for this key, per key, project or org; test and live apart."""
+    subjects = {"key": key.id, "project": key.project_id, "org": key.organization_id}
+    limits = []
+    for rule in entitlements.get("rate_limits", []):
+        scope = rule.get("scope", "key")
+        subject = f"{key.environment}:{scope}"
+        limits.append(
+            Limit(
+                key=limit_key(
+                    key.organization_id,
+                    subject,
+                    subjects[scope],
+                    rule["limit"],
+                    rule["window_seconds"],
+                ),
+                limit=rule["limit"],
+                window_seconds=rule["window_seconds"],
+                burst=rule.get("burst"),
+            )
+        )
+    return limits
+
+
+class Gate:
+    def __init__(self, *, keys: KeyCache, limiter: RateLimiter, catalog: EndpointCatalog):
+        self.keys = keys
+        self.limiter = limiter
+        self.catalog = catalog
+
+    def decide(self, inp: VerifyInput, now: datetime | None = None) -> Decision:
+        if not key_is_well_formed(inp.key or ""):
+            return Decision(False, "key_malformed")
+        key = self.keys.get(inp.key)
+        if key is None:
+            return Decision(False, "key_invalid")
+        status = key.status_at(now or timezone.now())
+        if status == "revoked":
+            return Decision(False, "key_revoked", key)
+        if status == "expired":
+            return Decision(False, "key_expired", key)
+        if not _ip_allowed(inp.ip, key.allowed_cidrs):
+            return Decision(False, "ip_not_allowed", key)
+        code, endpoint = self.catalog.match(inp)
+        if endpoint is None:
+            return Decision(False, code, key)
+        if endpoint.sunset_at is not None and endpoint.sunset_at <= (now or timezone.now()):
+            return Decision(False, "endpoint_sunset", key, endpoint)
+        if endpoint.group not in key.scopes:
+            return Decision(False, "scope_missing", key, endpoint)
+        entitlements = entitlements_for(key.organization_id)
+        if endpoint.group not in entitlements.get("endpoint_groups", []):
+            return Decision(False, "endpoint_not_in_plan", key, endpoint, entitlements)
+        limits = rate_limits_for(key, entitlements)
+        ratelimit = self.limiter.check(limits)
+        if not ratelimit.allowed:
+            return Decision(False, "rate_limited", key, endpoint, entitlements, limits, ratelimit)
+        return Decision(True, "ok", key, endpoint, entitlements, limits, ratelimit)

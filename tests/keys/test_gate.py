@@ -1,0 +1,163 @@
+"""The gate's decision, check by check, in the issue's order."""
+
+import copy
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache as django_cache
+from django.utils import timezone
+
+from billing.demo_catalog import ensure_demo_catalog
+from billing.models import Plan
+from billing.subscriptions import subscription_subscribe
+from common.redis import get_redis
+from keys.gate import EndpointCatalog, Gate, VerifyInput
+from keys.keycache import KeyCache
+from keys.ratelimit import RateLimiter
+from keys.services import api_version_create, key_revoke
+from portal.audit import Actor
+from tests.factories import ApiKeyFactory, ProjectFactory
+from tests.keys.test_products import DOCUMENT
+
+SYSTEM = Actor.system("test")
+
+
+class NoRedis:
+    """Any Redis call fails the test: for checks that must decide without Redis."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"Redis was used ({name})")
+
+
+@pytest.fixture
+def gate(db, meters):
+    django_cache.clear()
+    ensure_demo_catalog(actor=SYSTEM)
+    api_version_create(actor=SYSTEM, product_code="documents", version="v1", document=DOCUMENT)
+    return Gate(
+        keys=KeyCache(get_redis(), check_interval=0),
+        limiter=RateLimiter(get_redis()),
+        catalog=EndpointCatalog(refresh_seconds=0),
+    )
+
+
+@pytest.fixture
+def project(org):
+    return ProjectFactory(organization=org)
+
+
+def key_for(project, scopes=("read", "write", "bulk"), **extra):
+    return ApiKeyFactory(project=project, scopes=list(scopes), **extra)
+
+
+def call(gate, key, method="GET", path="/v1/documents/1", **extra):
+    raw = key if isinstance(key, str) else key.raw_key
+    return gate.decide(VerifyInput(key=raw, method=method, path=path, **extra))
+
+
+def on_plan(org, code):
+    subscription_subscribe(actor=SYSTEM, organization=org, plan=Plan.objects.get(code=code))
+
+
+def test_a_well_formed_key_on_a_known_endpoint_is_allowed(gate, org, project):
+    decision = call(gate, key_for(project))
+    assert (decision.allowed, decision.code) == (True, "ok")
+    assert decision.endpoint.operation_id == "getDocument"
+    assert decision.entitlements["plan"] == "free"
+    assert decision.ratelimit.binding.remaining == 4  # Free: 5 per second
+
+
+def test_a_malformed_key_is_refused_without_database_or_redis(gate, django_assert_num_queries):
+    no_redis_gate = Gate(keys=KeyCache(NoRedis()), limiter=gate.limiter, catalog=gate.catalog)
+    with django_assert_num_queries(0):
+        assert call(no_redis_gate, "tg_test_" + "a" * 38).code == "key_malformed"
+        assert call(no_redis_gate, "not a key").code == "key_malformed"
+
+
+def test_unknown_revoked_and_expired_keys_are_refused(
+    gate, project, django_capture_on_commit_callbacks
+):
+    from keys.format import key_generate
+
+    assert call(gate, key_generate("test")).code == "key_invalid"  # well formed, unknown
+    expired = key_for(project, expires_at=timezone.now() - timedelta(seconds=1))
+    assert call(gate, expired).code == "key_expired"
+    key = key_for(project)
+    assert call(gate, key).allowed  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        key_revoke(actor=SYSTEM, key=key)
+    assert call(gate, key).code == "key_revoked"
+
+
+def test_ip_allow_list(gate, project):
+    key = key_for(project, allowed_cidrs=["10.0.0.0/8"])
+    assert call(gate, key, ip="10.1.2.3").allowed
+    assert call(gate, key, ip="192.0.2.1").code == "ip_not_allowed"
+    assert call(gate, key).code == "ip_not_allowed"
+
+
+def test_unknown_sunset_and_ambiguous_endpoints(gate, project):
+    key = key_for(project)
+    assert call(gate, key, path="/v1/nothing").code == "endpoint_unknown"
+    other = copy.deepcopy(DOCUMENT)
+    other["info"]["title"] = "Mirror"
+    api_version_create(actor=SYSTEM, product_code="mirror", version="v1", document=other)
+    assert call(gate, key).code == "endpoint_ambiguous"
+    assert call(gate, key, product="documents").allowed
+    assert call(gate, key, product="mirror", version="v1").allowed
+    from keys.models import Endpoint
+
+    Endpoint.objects.filter(operation_id="getDocument").update(
+        sunset_at=timezone.now() - timedelta(days=1)
+    )
+    assert call(gate, key, product="documents").code == "endpoint_sunset"
+
+
+def test_the_key_needs_the_endpoints_group_as_scope(gate, project):
+    read_only = key_for(project, scopes=["read"])
+    assert call(gate, read_only, method="POST", path="/v1/documents").code == "scope_missing"
+
+
+def test_the_plan_must_include_the_group(gate, org, project, django_capture_on_commit_callbacks):
+    key = key_for(project)
+    bulk = {"method": "POST", "path": "/v1/documents/bulk"}
+    assert call(gate, key, **bulk).code == "endpoint_not_in_plan"  # Free: read only
+    with django_capture_on_commit_callbacks(execute=True):  # drops the cached entitlements
+        on_plan(org, "pro")
+    assert call(gate, key, **bulk).allowed
+
+
+def test_rate_limits_deny_after_the_burst_and_denials_before_them_cost_nothing(gate, project):
+    key = key_for(project, scopes=["read"])
+    for _ in range(3):
+        assert call(gate, key, method="POST", path="/v1/documents").code == "scope_missing"
+    results = [call(gate, key).code for _ in range(6)]
+    assert results == ["ok"] * 5 + ["rate_limited"]  # the 3 denials used none of the 5
+
+
+def test_a_known_key_is_decided_without_a_query(gate, project, django_assert_num_queries):
+    key = key_for(project)
+    call(gate, key)
+    gate.catalog._refresh_seconds = 60  # a warm catalog, as in production
+    with django_assert_num_queries(0):
+        assert call(gate, key).allowed
+
+
+def test_a_rotated_key_works_until_its_grace_period_ends(
+    gate, project, django_capture_on_commit_callbacks
+):
+    from keys.services import key_rotate
+
+    key = key_for(project)
+    assert call(gate, key).allowed  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        _new, raw = key_rotate(actor=SYSTEM, key=key, grace_period_seconds=30)
+    assert call(gate, key).allowed
+    assert call(gate, raw).allowed
+    later = timezone.now() + timedelta(seconds=31)
+    assert (
+        gate.decide(
+            VerifyInput(key=key.raw_key, method="GET", path="/v1/documents/1"), now=later
+        ).code
+        == "key_expired"
+    )
