@@ -29,6 +29,8 @@ FALLBACK = {
     "features": {},
     "retention_days": None,
     "support_level": "community",
+    "billing_anchor": None,  # without a subscription, periods are calendar months (UTC)
+    "interval": "month",
 }
 
 
@@ -95,6 +97,9 @@ def _compute(organization_id) -> dict:
         "version": version.number,
     }
     if subscription is not None:
+        # The gate works out the current period from these without a query (quotas).
+        result["billing_anchor"] = subscription.started_at
+        result["interval"] = version.plan.interval
         items = SubscriptionAddOn.objects.filter(
             subscription=subscription, removed_at__isnull=True
         ).select_related("addon")

@@ -135,6 +135,11 @@ CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # Calls the gate allowed reach the ledger within seconds (keys/gate_usage.py).
+    "drain-gate-usage": {
+        "task": "keys.tasks.drain_gate_usage",
+        "schedule": 5.0,
+    },
     "create-ledger-partitions": {
         "task": "billing.tasks.create_ledger_partitions",
         "schedule": 24 * 3600.0,

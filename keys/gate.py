@@ -5,22 +5,33 @@ rate limit consumes no rate limit. Nothing here queries the database for a known
 come from the KeyCache, endpoint routers from an in-process catalog refreshed every few
 seconds, entitlements from their per-org cache, limits from one Redis script.
 
-Not yet here (the rest of the gate issue): blocks, payment state, quotas and spend caps,
-metering of allowed calls, the HTTP endpoint and the middleware.
+Allowed calls are metered through a Redis stream (keys/gate_usage.py); live keys count
+against their plan's quotas (keys/quota.py), test keys never do.
+
+Not yet here (the rest of the gate issue): blocks, payment state, spend caps, the HTTP
+endpoint and the middleware.
 """
 
 import ipaddress
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
 from django.utils import timezone
 
 from billing.entitlements import entitlements_for
+from billing.models import Meter
+from billing.selectors import UsageFilter, usage_aggregate
+from billing.subscriptions import period_containing
+from common.request_id import new_request_id
 from keys.format import key_is_well_formed
+from keys.gate_usage import call_events, record_call, record_crossing
 from keys.keycache import CachedKey, KeyCache
 from keys.models import ApiVersion, Endpoint
+from keys.quota import Quota, QuotaCounter, QuotaDecision, quota_key
 from keys.ratelimit import Limit, LimitDecision, RateLimiter, limit_key
 from keys.routing import Router
 
@@ -36,6 +47,7 @@ class VerifyInput:
     cost: int = 1
     product: str | None = None
     version: str | None = None
+    request_id: str | None = None
 
 
 @dataclass
@@ -47,6 +59,7 @@ class Decision:
     entitlements: dict | None = None
     limits: list[Limit] = field(default_factory=list)
     ratelimit: LimitDecision | None = None
+    quota: QuotaDecision | None = None
 
 
 @dataclass(frozen=True)
@@ -150,11 +163,57 @@ def rate_limits_for(key: CachedKey, entitlements: dict) -> list[Limit]:
     return limits
 
 
+def current_period(entitlements: dict, now: datetime) -> tuple[datetime, datetime]:
+    """The org's billing period containing `now`, from its cached entitlements (no query)."""
+    anchor = entitlements.get("billing_anchor")
+    if anchor is not None:
+        return period_containing(anchor, entitlements.get("interval", "month"), now)
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return start, start + relativedelta(months=1)
+
+
+def quotas_for(
+    key: CachedKey, endpoint: Endpoint, entitlements: dict, period_start: datetime
+) -> list[Quota]:
+    """The plan's quotas this call counts against: `requests`, and the endpoint's meter."""
+    meters = {"requests", endpoint.meter_code} - {""}
+    return [
+        Quota(
+            meter=rule["meter"],
+            limit=int(Decimal(rule["limit"])),
+            behaviour=rule.get("behaviour", "hard"),
+            key=quota_key(key.organization_id, rule["meter"], period_start),
+        )
+        for rule in entitlements.get("quotas", [])
+        if rule["meter"] in meters
+    ]
+
+
+def _ledger_usage(organization_id: str, meter_code: str, start: datetime, end: datetime) -> int:
+    meter = Meter.objects.filter(code=meter_code).first()
+    if meter is None:
+        return 0
+    [total] = usage_aggregate(
+        UsageFilter(organization_id=organization_id, meter=meter, start=start, end=end)
+    )
+    return int(total["quantity"] or 0)
+
+
 class Gate:
-    def __init__(self, *, keys: KeyCache, limiter: RateLimiter, catalog: EndpointCatalog):
+    def __init__(
+        self,
+        *,
+        keys: KeyCache,
+        limiter: RateLimiter,
+        catalog: EndpointCatalog,
+        quotas: QuotaCounter,
+        redis_client,
+    ):
         self.keys = keys
         self.limiter = limiter
         self.catalog = catalog
+        self.quotas = quotas
+        self.redis = redis_client
 
     def decide(self, inp: VerifyInput, now: datetime | None = None) -> Decision:
         if not key_is_well_formed(inp.key or ""):
@@ -183,4 +242,38 @@ class Gate:
         ratelimit = self.limiter.check(limits)
         if not ratelimit.allowed:
             return Decision(False, "rate_limited", key, endpoint, entitlements, limits, ratelimit)
-        return Decision(True, "ok", key, endpoint, entitlements, limits, ratelimit)
+        moment = now or timezone.now()
+        quota = None
+        if key.environment == "live":  # sandbox traffic never counts against live quotas
+            start, _end = current_period(entitlements, moment)
+            quota = self.quotas.check(
+                quotas_for(key, endpoint, entitlements, start),
+                inp.cost,
+                usage_so_far=lambda q: _ledger_usage(key.organization_id, q.meter, start, moment),
+            )
+            if not quota.allowed:
+                return Decision(
+                    False, "quota_exhausted", key, endpoint, entitlements, limits, ratelimit, quota
+                )
+            for state in quota.states:
+                if state.quota.behaviour == "soft" and state.crossed:
+                    record_crossing(
+                        self.redis,
+                        organization_id=key.organization_id,
+                        meter=state.quota.meter,
+                        period_start=start,
+                        limit=state.quota.limit,
+                    )
+        record_call(
+            self.redis,
+            call_events(
+                request_id=inp.request_id or new_request_id(),
+                key_id=key.id,
+                environment=key.environment,
+                endpoint_label=f"{endpoint.method} {endpoint.path_template}",
+                meter_code=endpoint.meter_code,
+                cost=inp.cost,
+                at=moment,
+            ),
+        )
+        return Decision(True, "ok", key, endpoint, entitlements, limits, ratelimit, quota)

@@ -3,56 +3,15 @@
 import copy
 from datetime import timedelta
 
-import pytest
-from django.core.cache import cache as django_cache
 from django.utils import timezone
 
-from billing.demo_catalog import ensure_demo_catalog
 from billing.models import Plan
 from billing.subscriptions import subscription_subscribe
-from common.redis import get_redis
-from keys.gate import EndpointCatalog, Gate, VerifyInput
+from keys.gate import VerifyInput
 from keys.keycache import KeyCache
-from keys.ratelimit import RateLimiter
 from keys.services import api_version_create, key_revoke
-from portal.audit import Actor
-from tests.factories import ApiKeyFactory, ProjectFactory
+from tests.keys.conftest import SYSTEM, NoRedis, call, key_for, make_gate
 from tests.keys.test_products import DOCUMENT
-
-SYSTEM = Actor.system("test")
-
-
-class NoRedis:
-    """Any Redis call fails the test: for checks that must decide without Redis."""
-
-    def __getattr__(self, name):
-        raise AssertionError(f"Redis was used ({name})")
-
-
-@pytest.fixture
-def gate(db, meters):
-    django_cache.clear()
-    ensure_demo_catalog(actor=SYSTEM)
-    api_version_create(actor=SYSTEM, product_code="documents", version="v1", document=DOCUMENT)
-    return Gate(
-        keys=KeyCache(get_redis(), check_interval=0),
-        limiter=RateLimiter(get_redis()),
-        catalog=EndpointCatalog(refresh_seconds=0),
-    )
-
-
-@pytest.fixture
-def project(org):
-    return ProjectFactory(organization=org)
-
-
-def key_for(project, scopes=("read", "write", "bulk"), **extra):
-    return ApiKeyFactory(project=project, scopes=list(scopes), **extra)
-
-
-def call(gate, key, method="GET", path="/v1/documents/1", **extra):
-    raw = key if isinstance(key, str) else key.raw_key
-    return gate.decide(VerifyInput(key=raw, method=method, path=path, **extra))
 
 
 def on_plan(org, code):
@@ -68,7 +27,7 @@ def test_a_well_formed_key_on_a_known_endpoint_is_allowed(gate, org, project):
 
 
 def test_a_malformed_key_is_refused_without_database_or_redis(gate, django_assert_num_queries):
-    no_redis_gate = Gate(keys=KeyCache(NoRedis()), limiter=gate.limiter, catalog=gate.catalog)
+    no_redis_gate = make_gate(keys=KeyCache(NoRedis()))
     with django_assert_num_queries(0):
         assert call(no_redis_gate, "tg_test_" + "a" * 38).code == "key_malformed"
         assert call(no_redis_gate, "not a key").code == "key_malformed"
