@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from billing import api as billing_api
 from billing import pricing_api
 from keys import api as keys_api
+from keys import gate_api
 from portal import api as portal_api
 
 urlpatterns = [
@@ -16,6 +17,7 @@ urlpatterns = [
     path("keys/<str:key_id>", keys_api.KeyDetailApi.as_view(), name="key"),
     path("keys/<str:key_id>/rotate", keys_api.KeyRotateApi.as_view(), name="key-rotate"),
     path("keys/<str:key_id>/revoke", keys_api.KeyRevokeApi.as_view(), name="key-revoke"),
+    path("verify", gate_api.VerifyApi.as_view(), name="verify"),
     path("api-versions", keys_api.ApiVersionListApi.as_view(), name="api-versions"),
     path("meters", billing_api.MeterListApi.as_view(), name="meters"),
     path("usage/events", billing_api.UsageEventsApi.as_view(), name="usage-events"),

@@ -32,6 +32,7 @@ NEGATIVE_TTL_SECONDS = 5.0
 class CachedKey:
     id: str
     organization_id: str
+    organization_slug: str
     project_id: str
     environment: str
     scopes: tuple[str, ...]
@@ -55,6 +56,7 @@ def _snapshot(key: ApiKey) -> CachedKey:
     return CachedKey(
         id=str(key.id),
         organization_id=str(key.organization_id),
+        organization_slug=key.organization.slug,
         project_id=str(key.project_id),
         environment=key.environment,
         scopes=tuple(key.scopes),
@@ -107,7 +109,7 @@ class KeyCache:
                 if snapshot is not None or time.monotonic() - stored_at < NEGATIVE_TTL_SECONDS:
                     self._entries.move_to_end(hashed)
                     return snapshot
-        key = ApiKey.objects.filter(key_hash=hashed).first()
+        key = ApiKey.objects.filter(key_hash=hashed).select_related("organization").first()
         snapshot = _snapshot(key) if key is not None else None
         with self._lock:
             self._entries[hashed] = (snapshot, time.monotonic())

@@ -1,5 +1,6 @@
 """Bearer-token authentication for the management API."""
 
+import time
 from datetime import timedelta
 
 from django.contrib.auth.models import AnonymousUser
@@ -10,6 +11,27 @@ from common.secrets import checksum_ok, hash_secret
 from portal.models import ApiToken
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# Operator tokens sit on the gate's hot path (POST /api/v1/verify on every call of the
+# provider's API), so each process remembers them this long; revoking one takes effect
+# within this time. Org tokens are looked up on every request.
+OPERATOR_TOKEN_CACHE_SECONDS = 5.0
+_operator_tokens: dict[str, tuple[ApiToken, float]] = {}
+
+
+def _lookup(token_hash: str) -> ApiToken | None:
+    cached = _operator_tokens.get(token_hash)
+    if cached is not None and time.monotonic() - cached[1] < OPERATOR_TOKEN_CACHE_SECONDS:
+        return cached[0]
+    token = (
+        ApiToken.objects.select_related("organization", "created_by")
+        .filter(token_hash=token_hash)
+        .first()
+    )
+    if token is not None and token.kind == ApiToken.Kind.OPERATOR:
+        if len(_operator_tokens) > 1000:
+            _operator_tokens.clear()
+        _operator_tokens[token_hash] = (token, time.monotonic())
+    return token
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -27,16 +49,13 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         raw = raw.strip()
         if not raw.startswith(("tg_org_", "tg_op_")) or not checksum_ok(raw):
             raise exceptions.AuthenticationFailed("The token is malformed.")
-        token = (
-            ApiToken.objects.select_related("organization", "created_by")
-            .filter(token_hash=hash_secret(raw))
-            .first()
-        )
+        token = _lookup(hash_secret(raw))
         if token is None or not token.is_active:
             raise exceptions.AuthenticationFailed("The token is unknown, revoked or expired.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now  # the cached copy too, so it writes once a minute
         return (token.created_by or AnonymousUser(), token)
 
     def authenticate_header(self, request) -> str:

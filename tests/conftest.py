@@ -17,6 +17,12 @@ def _test_settings(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # Password hashing is deliberately slow; tests create many users and need not be secure.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Process-wide caches must not carry one test's rows into the next.
+    from keys.gate_api import process_gate
+    from portal.authentication import _operator_tokens
+
+    _operator_tokens.clear()
+    process_gate.cache_clear()
 
 
 @pytest.fixture

@@ -201,7 +201,8 @@ def test_admin_upload_uses_the_same_validation(client, db):
 
 
 # Covered by the credential tests above; the route guard in tests/portal/test_api.py reads it.
-PRODUCT_ENDPOINT_PATHS = {"/api/v1/api-versions"}
+# /api/v1/verify has its credential tests in test_verify_api.py.
+PRODUCT_ENDPOINT_PATHS = {"/api/v1/api-versions", "/api/v1/verify"}
 
 
 @pytest.mark.parametrize("method", ["get", "post"])

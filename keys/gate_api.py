@@ -1,0 +1,158 @@
+"""POST /api/v1/verify: the gate over HTTP, for the provider's gateway (GATE-1)."""
+
+import ipaddress
+from functools import lru_cache
+
+from django.utils.http import http_date
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+
+from common.errors import InvalidInput
+from common.redis import get_redis
+from keys.gate import Decision, EndpointCatalog, Gate, VerifyInput
+from keys.keycache import KeyCache
+from keys.quota import QuotaCounter
+from keys.ratelimit import RateLimiter, policy_header
+from portal.api_base import OperatorApiView
+
+METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE")
+MAX_COST = 1_000_000
+
+
+@lru_cache(maxsize=1)
+def process_gate() -> Gate:
+    """One gate per process: its key cache and catalog are what make verify fast."""
+    client = get_redis()
+    return Gate(
+        keys=KeyCache(client),
+        limiter=RateLimiter(client),
+        catalog=EndpointCatalog(),
+        quotas=QuotaCounter(client),
+        redis_client=client,
+    )
+
+
+def _text(body: dict, name: str, *, required: bool, max_length: int) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise InvalidInput(f"{name} must be a string of 1 to {max_length} characters.", field=name)
+    return value
+
+
+def parse_verify_body(body) -> VerifyInput:
+    if not isinstance(body, dict):
+        raise InvalidInput("Send a JSON object.")
+    method = _text(body, "method", required=True, max_length=10).upper()
+    if method not in METHODS:
+        raise InvalidInput(f"method must be one of {', '.join(METHODS)}.", field="method")
+    path = _text(body, "path", required=True, max_length=2048)
+    if not path.startswith("/"):
+        raise InvalidInput("path must start with '/'.", field="path")
+    ip = _text(body, "ip", required=False, max_length=64)
+    if ip is not None:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise InvalidInput("ip must be an IPv4 or IPv6 address.", field="ip") from None
+    cost = body.get("cost", 1)
+    if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= MAX_COST:
+        raise InvalidInput(f"cost must be a whole number from 1 to {MAX_COST}.", field="cost")
+    key = body.get("key")
+    if not isinstance(key, str):
+        raise InvalidInput("key must be a string.", field="key")
+    return VerifyInput(
+        key=key[:200],
+        method=method,
+        path=path,
+        ip=ip,
+        cost=cost,
+        product=_text(body, "product", required=False, max_length=64),
+        version=_text(body, "version", required=False, max_length=32),
+    )
+
+
+def decision_body(decision: Decision, request_id: str) -> dict:
+    key, endpoint = decision.key, decision.endpoint
+    entitlements = decision.entitlements or {}
+    binding = decision.ratelimit.binding if decision.ratelimit else None
+    quota_state = None
+    if decision.quota is not None and decision.quota.states:
+        quota_state = decision.quota.denied_by or min(
+            decision.quota.states, key=lambda state: state.remaining
+        )
+    body = {
+        "allowed": decision.allowed,
+        "code": decision.code,
+        "key_id": key.id if key else None,
+        "project_id": key.project_id if key else None,
+        "customer": key.organization_slug if key else None,
+        "environment": key.environment if key else None,
+        "plan": entitlements.get("plan"),
+        "scopes": list(key.scopes) if key else [],
+        "endpoint": None
+        if endpoint is None
+        else {
+            "operation_id": endpoint.operation_id,
+            "group": endpoint.group,
+            "method": endpoint.method,
+            "path": endpoint.path_template,
+        },
+        "ratelimit": None
+        if binding is None
+        else {
+            "limit": binding.limit.limit,
+            "remaining": binding.remaining,
+            "reset": round(binding.reset_seconds, 3),
+        },
+        "quota": None
+        if quota_state is None
+        else {
+            "meter": quota_state.quota.meter,
+            "limit": quota_state.quota.limit,
+            "remaining": quota_state.remaining,
+            "behaviour": quota_state.quota.behaviour,
+        },
+        "request_id": request_id,
+    }
+    if endpoint is not None and endpoint.deprecated:
+        body["deprecation"] = True
+    if endpoint is not None and endpoint.sunset_at is not None:
+        body["sunset"] = endpoint.sunset_at.isoformat()
+    return body
+
+
+class VerifyApi(OperatorApiView):
+    """Allow or deny one call of the provider's API; always 200 with the decision."""
+
+    required_scopes = {"POST": "gate:verify"}
+
+    @extend_schema(
+        operation_id="verify",
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def post(self, request):
+        inp = parse_verify_body(request.data)
+        request_id = request.request_id
+        decision = process_gate().decide(VerifyInput(**{**inp.__dict__, "request_id": request_id}))
+        response = Response(decision_body(decision, request_id))
+        if decision.limits:
+            response["RateLimit-Policy"] = policy_header(decision.limits)
+        binding = decision.ratelimit.binding if decision.ratelimit else None
+        if binding is not None:
+            response["RateLimit"] = (
+                f"limit={binding.limit.limit}, "
+                f"remaining={binding.remaining}, "
+                f"reset={max(int(binding.reset_seconds + 0.999), 0)}"
+            )
+        if decision.code == "rate_limited" and binding is not None:
+            response["Retry-After"] = str(max(int(binding.retry_after_seconds + 0.999), 1))
+        endpoint = decision.endpoint
+        if endpoint is not None and endpoint.sunset_at is not None:
+            response["Sunset"] = http_date(endpoint.sunset_at.timestamp())
+        if endpoint is not None and endpoint.deprecated:
+            response["Deprecation"] = "true"
+        return response
