@@ -199,6 +199,30 @@ def _ledger_usage(organization_id: str, meter_code: str, start: datetime, end: d
     return int(total["quantity"] or 0)
 
 
+ENTITLEMENTS_SECONDS = 5.0
+
+
+class _LocalEntitlements:
+    """Entitlements per org kept in-process for a few seconds and read without copying:
+    the shared cache costs a Redis round trip and a deep copy per call. A plan change
+    reaches the gate within `seconds`."""
+
+    def __init__(self, seconds: float):
+        self._seconds = seconds
+        self._entries: dict[str, tuple[dict, float]] = {}
+
+    def get(self, organization_id: str) -> dict:
+        found = self._entries.get(organization_id)
+        now = time.monotonic()
+        if found is not None and now - found[1] < self._seconds:
+            return found[0]
+        entitlements = entitlements_for(organization_id)
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        self._entries[organization_id] = (entitlements, now)
+        return entitlements
+
+
 class Gate:
     def __init__(
         self,
@@ -208,12 +232,14 @@ class Gate:
         catalog: EndpointCatalog,
         quotas: QuotaCounter,
         redis_client,
+        entitlements_seconds: float = ENTITLEMENTS_SECONDS,
     ):
         self.keys = keys
         self.limiter = limiter
         self.catalog = catalog
         self.quotas = quotas
         self.redis = redis_client
+        self.entitlements = _LocalEntitlements(entitlements_seconds)
 
     def decide(self, inp: VerifyInput, now: datetime | None = None) -> Decision:
         if not key_is_well_formed(inp.key or ""):
@@ -235,7 +261,7 @@ class Gate:
             return Decision(False, "endpoint_sunset", key, endpoint)
         if endpoint.group not in key.scopes:
             return Decision(False, "scope_missing", key, endpoint)
-        entitlements = entitlements_for(key.organization_id)
+        entitlements = self.entitlements.get(key.organization_id)
         if endpoint.group not in entitlements.get("endpoint_groups", []):
             return Decision(False, "endpoint_not_in_plan", key, endpoint, entitlements)
         limits = rate_limits_for(key, entitlements)

@@ -40,6 +40,7 @@ def make_gate(keys=None):
         catalog=EndpointCatalog(refresh_seconds=0),
         quotas=QuotaCounter(client),
         redis_client=client,
+        entitlements_seconds=0,  # tests change plans and look at once
     )
 
 
