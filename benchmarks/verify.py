@@ -69,7 +69,18 @@ print(raw)
 """
 
 
-def wrk(port: int, path: str, headers: dict, body: dict, duration: int, connections: int):
+def wrk(
+    port: int,
+    path: str,
+    headers: dict,
+    body: dict,
+    duration: int,
+    connections: int,
+    warm_up: int = 3,
+):
+    """Runs wrk; a first run of `warm_up` seconds (caches, imports, connections) is dropped."""
+    if warm_up:
+        wrk(port, path, headers, body, warm_up, connections, warm_up=0)
     script = "wrk.method = 'POST'\n" + f"wrk.body = {json.dumps(json.dumps(body))}\n"
     for name, value in headers.items():
         script += f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n"
@@ -168,7 +179,7 @@ def main() -> None:
         {
             "setup": {
                 "server": "gunicorn -w 2 (sync)",
-                "load": f"wrk -t2 -c{args.connections} -d{args.duration}s",
+                "load": f"wrk -t2 -c{args.connections} -d{args.duration}s, after a 3 s warm-up",
                 "database": "PostgreSQL",
                 "cache": "Redis",
             },
