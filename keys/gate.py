@@ -270,7 +270,8 @@ class Gate:
             return Decision(False, "rate_limited", key, endpoint, entitlements, limits, ratelimit)
         moment = now or timezone.now()
         quota = None
-        if key.environment == "live":  # sandbox traffic never counts against live quotas
+        # Sandbox traffic never counts against live quotas; no quotas, no period to work out.
+        if key.environment == "live" and entitlements.get("quotas"):
             start, _end = current_period(entitlements, moment)
             quota = self.quotas.check(
                 quotas_for(key, endpoint, entitlements, start),

@@ -124,6 +124,27 @@ def decision_body(decision: Decision, request_id: str) -> dict:
     return body
 
 
+def decision_headers(decision: Decision) -> dict[str, str]:
+    """IETF RateLimit headers, Retry-After when rate limited, Deprecation and Sunset."""
+    headers = {}
+    if decision.limits:
+        headers["RateLimit-Policy"] = policy_header(decision.limits)
+    binding = decision.ratelimit.binding if decision.ratelimit else None
+    if binding is not None:
+        headers["RateLimit"] = (
+            f"limit={binding.limit.limit}, remaining={binding.remaining}, "
+            f"reset={max(int(binding.reset_seconds + 0.999), 0)}"
+        )
+    if decision.code == "rate_limited" and binding is not None:
+        headers["Retry-After"] = str(max(int(binding.retry_after_seconds + 0.999), 1))
+    endpoint = decision.endpoint
+    if endpoint is not None and endpoint.sunset_at is not None:
+        headers["Sunset"] = http_date(endpoint.sunset_at.timestamp())
+    if endpoint is not None and endpoint.deprecated:
+        headers["Deprecation"] = "true"
+    return headers
+
+
 class VerifyApi(OperatorApiView):
     """Allow or deny one call of the provider's API; always 200 with the decision."""
 
@@ -139,20 +160,6 @@ class VerifyApi(OperatorApiView):
         request_id = request.request_id
         decision = process_gate().decide(VerifyInput(**{**inp.__dict__, "request_id": request_id}))
         response = Response(decision_body(decision, request_id))
-        if decision.limits:
-            response["RateLimit-Policy"] = policy_header(decision.limits)
-        binding = decision.ratelimit.binding if decision.ratelimit else None
-        if binding is not None:
-            response["RateLimit"] = (
-                f"limit={binding.limit.limit}, "
-                f"remaining={binding.remaining}, "
-                f"reset={max(int(binding.reset_seconds + 0.999), 0)}"
-            )
-        if decision.code == "rate_limited" and binding is not None:
-            response["Retry-After"] = str(max(int(binding.retry_after_seconds + 0.999), 1))
-        endpoint = decision.endpoint
-        if endpoint is not None and endpoint.sunset_at is not None:
-            response["Sunset"] = http_date(endpoint.sunset_at.timestamp())
-        if endpoint is not None and endpoint.deprecated:
-            response["Deprecation"] = "true"
+        for name, value in decision_headers(decision).items():
+            response[name] = value
         return response

@@ -34,28 +34,47 @@ def _lookup(token_hash: str) -> ApiToken | None:
     return token
 
 
+class TokenRefused(Exception):
+    """Why a bearer credential was refused; `code` is the problem code."""
+
+    def __init__(self, code: str, detail: str):
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def authenticate_bearer(header: str) -> ApiToken:
+    """The active token an `Authorization` header carries (shared by DRF and the gate's
+    fast path); raises TokenRefused."""
+    if not header:
+        raise TokenRefused("authentication_required", "Send 'Authorization: Bearer <token>'.")
+    scheme, _, raw = header.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw:
+        raise TokenRefused("invalid_token", "Use 'Authorization: Bearer <token>'.")
+    if not raw.startswith(("tg_org_", "tg_op_")) or not checksum_ok(raw):
+        raise TokenRefused("invalid_token", "The token is malformed.")
+    token = _lookup(hash_secret(raw))
+    if token is None or not token.is_active:
+        raise TokenRefused("invalid_token", "The token is unknown, revoked or expired.")
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now  # the cached copy too, so it writes once a minute
+    return token
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer tg_org_...` or `tg_op_...`; request.auth is the ApiToken."""
-
-    keyword = "bearer"
 
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             return None
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != self.keyword or not raw.strip():
-            raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <token>'.")
-        raw = raw.strip()
-        if not raw.startswith(("tg_org_", "tg_op_")) or not checksum_ok(raw):
-            raise exceptions.AuthenticationFailed("The token is malformed.")
-        token = _lookup(hash_secret(raw))
-        if token is None or not token.is_active:
-            raise exceptions.AuthenticationFailed("The token is unknown, revoked or expired.")
-        now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-            token.last_used_at = now  # the cached copy too, so it writes once a minute
+        try:
+            token = authenticate_bearer(header)
+        except TokenRefused as refused:
+            raise exceptions.AuthenticationFailed(refused.detail) from refused
         return (token.created_by or AnonymousUser(), token)
 
     def authenticate_header(self, request) -> str:
