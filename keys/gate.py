@@ -13,6 +13,7 @@ endpoint and the middleware.
 """
 
 import ipaddress
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from billing.selectors import UsageFilter, usage_aggregate
 from billing.subscriptions import period_containing
 from common.request_id import new_request_id
 from keys.format import key_is_well_formed
-from keys.gate_usage import call_events, record_call, record_crossing
+from keys.gate_usage import call_events, ensure_registered, record_call, record_crossing
 from keys.keycache import CachedKey, KeyCache
 from keys.models import ApiVersion, Endpoint
 from keys.quota import Quota, QuotaCounter, QuotaDecision, quota_key
@@ -265,18 +266,33 @@ class Gate:
         if endpoint.group not in entitlements.get("endpoint_groups", []):
             return Decision(False, "endpoint_not_in_plan", key, endpoint, entitlements)
         limits = rate_limits_for(key, entitlements)
-        ratelimit = self.limiter.check(limits)
-        if not ratelimit.allowed:
-            return Decision(False, "rate_limited", key, endpoint, entitlements, limits, ratelimit)
         moment = now or timezone.now()
-        quota = None
         # Sandbox traffic never counts against live quotas; no quotas, no period to work out.
+        quotas, start = [], None
         if key.environment == "live" and entitlements.get("quotas"):
             start, _end = current_period(entitlements, moment)
+            quotas = quotas_for(key, endpoint, entitlements, start)
+        # The call's usage rides in the last script of the decision: one round trip.
+        events = call_events(
+            request_id=inp.request_id or new_request_id(),
+            key_id=key.id,
+            environment=key.environment,
+            endpoint_label=f"{endpoint.method} {endpoint.path_template}",
+            meter_code=endpoint.meter_code,
+            cost=inp.cost,
+            at=moment,
+        )
+        usage = (ensure_registered(self.redis, key.organization_id), json.dumps(events))
+        ratelimit = self.limiter.check(limits, usage=None if quotas else usage)
+        if not ratelimit.allowed:
+            return Decision(False, "rate_limited", key, endpoint, entitlements, limits, ratelimit)
+        quota = None
+        if quotas:
             quota = self.quotas.check(
-                quotas_for(key, endpoint, entitlements, start),
+                quotas,
                 inp.cost,
                 usage_so_far=lambda q: _ledger_usage(key.organization_id, q.meter, start, moment),
+                usage=usage,
             )
             if not quota.allowed:
                 return Decision(
@@ -291,16 +307,6 @@ class Gate:
                         period_start=start,
                         limit=state.quota.limit,
                     )
-        record_call(
-            self.redis,
-            call_events(
-                request_id=inp.request_id or new_request_id(),
-                key_id=key.id,
-                environment=key.environment,
-                endpoint_label=f"{endpoint.method} {endpoint.path_template}",
-                meter_code=endpoint.meter_code,
-                cost=inp.cost,
-                at=moment,
-            ),
-        )
+        elif not limits:
+            record_call(self.redis, key.organization_id, events)  # no script ran to write it
         return Decision(True, "ok", key, endpoint, entitlements, limits, ratelimit, quota)

@@ -1,10 +1,12 @@
-"""Metering of allowed calls: written ahead to a Redis stream, drained into the ledger.
+"""Metering of allowed calls: written ahead to Redis streams, drained into the ledger.
 
-The gate answers after one XADD, never after a database write; a Celery task (beat, every
-few seconds) reads the stream in batches through a consumer group and ingests them with
-the gate's request id as the event id. An entry is acknowledged only after its batch is
-in the ledger, so a worker killed mid-batch leaves it pending, and another worker claims
-it; re-ingesting is harmless because event ids are deduplicated.
+Each organization has its own stream, tagged like its rate-limit keys, so the gate's
+decision script appends the call's usage in the same round trip (and the same Redis
+Cluster slot). Streams are listed in a registry set the first time a process writes to
+one. A Celery task (beat, every few seconds) reads each stream in batches through a
+consumer group and ingests them with the gate's request id as the event id. An entry is
+acknowledged only after its batch is in the ledger, so a worker killed mid-batch leaves it
+pending and another worker claims it; re-ingesting is harmless as event ids are deduped.
 """
 
 import json
@@ -13,7 +15,7 @@ from datetime import datetime
 
 import redis
 
-STREAM_KEY = "tg:gate:usage"
+REGISTRY_KEY = "tg:gate:usage-streams"
 GROUP = "ledger"
 CROSSINGS_KEY = "tg:gate:quota-crossings"
 CLAIM_IDLE_MS = 60_000
@@ -46,8 +48,25 @@ def call_events(
     return events
 
 
-def record_call(client: redis.Redis, events: list[dict]) -> None:
-    client.xadd(STREAM_KEY, {"events": json.dumps(events)})
+def stream_key(organization_id) -> str:
+    return f"tg:gate:usage:{{{organization_id}}}"
+
+
+_registered: set[str] = set()
+
+
+def ensure_registered(client: redis.Redis, organization_id) -> str:
+    """The org's stream key, added to the registry once per process."""
+    key = stream_key(organization_id)
+    if key not in _registered:
+        client.sadd(REGISTRY_KEY, key)
+        _registered.add(key)
+    return key
+
+
+def record_call(client: redis.Redis, organization_id, events: list[dict]) -> None:
+    """For a call that no decision script wrote (a plan without limits or quotas)."""
+    client.xadd(ensure_registered(client, organization_id), {"events": json.dumps(events)})
 
 
 def record_crossing(
@@ -67,23 +86,29 @@ def record_crossing(
         )
 
 
-def _ensure_group(client: redis.Redis) -> None:
+def _ensure_group(client: redis.Redis, key: str) -> None:
     try:
-        client.xgroup_create(STREAM_KEY, GROUP, id="0", mkstream=True)
+        client.xgroup_create(key, GROUP, id="0", mkstream=True)
     except redis.ResponseError as error:
         if "BUSYGROUP" not in str(error):
             raise
 
 
 def drain(client: redis.Redis, ingest, *, consumer: str | None = None) -> int:
-    """Moves pending calls into the ledger with `ingest(events)`; returns how many entries."""
+    """Moves pending calls of every org's stream into the ledger with `ingest(events)`;
+    returns how many stream entries it moved."""
     consumer = consumer or socket.gethostname()
-    _ensure_group(client)
+    return sum(
+        _drain_stream(client, key.decode() if isinstance(key, bytes) else key, ingest, consumer)
+        for key in client.smembers(REGISTRY_KEY)
+    )
+
+
+def _drain_stream(client: redis.Redis, key: str, ingest, consumer: str) -> int:
+    _ensure_group(client, key)
     moved = 0
     # Entries a dead worker read but never acknowledged come back after CLAIM_IDLE_MS.
-    _cursor, claimed, *_ = client.xautoclaim(
-        STREAM_KEY, GROUP, consumer, CLAIM_IDLE_MS, count=BATCH
-    )
+    _cursor, claimed, *_ = client.xautoclaim(key, GROUP, consumer, CLAIM_IDLE_MS, count=BATCH)
     batches = [claimed] if claimed else []
     while True:
         for entries in batches:
@@ -93,10 +118,10 @@ def drain(client: redis.Redis, ingest, *, consumer: str | None = None) -> int:
             for start in range(0, len(events), BATCH):
                 ingest(events[start : start + BATCH])
             ids = [entry_id for entry_id, _fields in entries]
-            client.xack(STREAM_KEY, GROUP, *ids)
-            client.xdel(STREAM_KEY, *ids)
+            client.xack(key, GROUP, *ids)
+            client.xdel(key, *ids)
             moved += len(ids)
-        reply = client.xreadgroup(GROUP, consumer, {STREAM_KEY: ">"}, count=BATCH)
+        reply = client.xreadgroup(GROUP, consumer, {key: ">"}, count=BATCH)
         if not reply or not reply[0][1]:
             return moved
         batches = [reply[0][1]]

@@ -12,23 +12,27 @@ from datetime import datetime
 
 import redis
 
-# KEYS: one counter per quota. ARGV: cost, then per quota: limit, hard (1/0).
+# KEYS: one counter per quota, then optionally the org's usage stream. ARGV: cost, usage
+# payload ("" for none), then per quota: limit, hard (1/0).
 # Reply: {status, index, then per quota: usage before, usage after}; status 1 allowed,
 # 0 denied by quota `index`, -1 counter `index` missing (nothing charged).
 QUOTA_SCRIPT = """
 local cost = tonumber(ARGV[1])
+local payload = ARGV[2]
+local count = #KEYS
+if payload ~= '' then count = count - 1 end
 local values = {}
-for i = 1, #KEYS do
+for i = 1, count do
   local value = redis.call('GET', KEYS[i])
   if not value then return {-1, i} end
   values[i] = tonumber(value)
 end
-for i = 1, #KEYS do
-  local limit = tonumber(ARGV[2 * i])
-  local hard = tonumber(ARGV[2 * i + 1])
+for i = 1, count do
+  local limit = tonumber(ARGV[2 * i + 1])
+  local hard = tonumber(ARGV[2 * i + 2])
   if hard == 1 and values[i] + cost > limit then
     local reply = {0, i}
-    for j = 1, #KEYS do
+    for j = 1, count do
       reply[#reply + 1] = values[j]
       reply[#reply + 1] = values[j]
     end
@@ -36,11 +40,12 @@ for i = 1, #KEYS do
   end
 end
 local reply = {1, 0}
-for i = 1, #KEYS do
+for i = 1, count do
   local after = redis.call('INCRBY', KEYS[i], cost)
   reply[#reply + 1] = values[i]
   reply[#reply + 1] = after
 end
+if payload ~= '' then redis.call('XADD', KEYS[#KEYS], '*', 'events', payload) end
 return reply
 """
 
@@ -88,16 +93,22 @@ class QuotaCounter:
         self._script = client.register_script(QUOTA_SCRIPT)
 
     def check(
-        self, quotas: list[Quota], cost: int, usage_so_far: Callable[[Quota], int]
+        self,
+        quotas: list[Quota],
+        cost: int,
+        usage_so_far: Callable[[Quota], int],
+        usage: tuple[str, str] | None = None,
     ) -> QuotaDecision:
-        """`usage_so_far(quota)` reads the ledger; it runs only to rebuild a counter."""
+        """`usage_so_far(quota)` reads the ledger; it runs only to rebuild a counter.
+        `usage`: (stream key, payload) appended when allowed, in the same round trip."""
         if not quotas:
             return QuotaDecision(True, ())
-        arguments = [cost]
+        arguments = [cost, usage[1] if usage else ""]
         for quota in quotas:
             arguments += [quota.limit, 1 if quota.behaviour == "hard" else 0]
+        keys = [quota.key for quota in quotas] + ([usage[0]] if usage else [])
         for _attempt in range(len(quotas) + 1):
-            reply = self._script(keys=[quota.key for quota in quotas], args=arguments)
+            reply = self._script(keys=keys, args=arguments)
             status, index = int(reply[0]), int(reply[1])
             if status != -1:
                 break

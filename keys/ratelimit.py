@@ -14,17 +14,22 @@ from dataclasses import dataclass
 
 import redis
 
-# KEYS[i]: one key per limit. ARGV: cost, then per limit: interval_us, capacity_us.
+# KEYS: one key per limit, then optionally the org's usage stream. ARGV: cost, usage
+# payload ("" for none), then per limit: interval_us, capacity_us. When allowed and a payload
+# is given, the call's usage is appended to the stream in the same step (one round trip).
 # Returns {allowed, denying index (0 if none), then per limit: remaining, reset_us, retry_us}.
 GCRA_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local cost = tonumber(ARGV[1])
+local payload = ARGV[2]
+local limits = #KEYS
+if payload ~= '' then limits = limits - 1 end
 local allowed, denied_by = 1, 0
 local results, updates = {}, {}
-for i = 1, #KEYS do
-  local interval = tonumber(ARGV[2 * i])
-  local capacity = tonumber(ARGV[2 * i + 1])
+for i = 1, limits do
+  local interval = tonumber(ARGV[2 * i + 1])
+  local capacity = tonumber(ARGV[2 * i + 2])
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
   local new_tat = tat + interval * cost
@@ -45,9 +50,10 @@ for i = 1, #KEYS do
   end
 end
 if allowed == 1 then
-  for i = 1, #KEYS do
+  for i = 1, limits do
     redis.call('SET', KEYS[i], updates[i], 'PX', math.ceil((updates[i] - now) / 1000) + 1000)
   end
+  if payload ~= '' then redis.call('XADD', KEYS[#KEYS], '*', 'events', payload) end
 end
 local reply = {allowed, denied_by}
 for _, value in ipairs(results) do reply[#reply + 1] = value end
@@ -105,13 +111,18 @@ class RateLimiter:
     def __init__(self, client: redis.Redis):
         self._script = client.register_script(GCRA_SCRIPT)
 
-    def check(self, limits: list[Limit], cost: int = 1) -> LimitDecision:
+    def check(
+        self, limits: list[Limit], cost: int = 1, usage: tuple[str, str] | None = None
+    ) -> LimitDecision:
+        """`usage`: (stream key, payload) to append when allowed, in the same round trip.
+        The stream must share the limits' hash tag (the organization)."""
         if not limits:
             return LimitDecision(True, (), None)
-        arguments = [cost]
+        arguments = [cost, usage[1] if usage else ""]
         for limit in limits:
             arguments += [limit.interval_us, limit.interval_us * limit.capacity]
-        reply = self._script(keys=[limit.key for limit in limits], args=arguments)
+        keys = [limit.key for limit in limits] + ([usage[0]] if usage else [])
+        reply = self._script(keys=keys, args=arguments)
         allowed, denied_index = int(reply[0]), int(reply[1])
         states = tuple(
             LimitState(

@@ -13,7 +13,7 @@ from billing.selectors import UsageFilter, usage_aggregate
 from billing.subscriptions import subscription_subscribe
 from common.redis import get_redis
 from keys.gate import current_period
-from keys.gate_usage import CROSSINGS_KEY, GROUP, STREAM_KEY, drain
+from keys.gate_usage import CROSSINGS_KEY, GROUP, REGISTRY_KEY, _ensure_group, drain, stream_key
 from keys.quota import quota_key
 from keys.tasks import drain_gate_usage
 from tests.factories import ApiKeyFactory, ProjectFactory
@@ -24,7 +24,11 @@ FREE_QUOTA = 10_000  # Free plan: 10,000 requests a month, hard
 
 @pytest.fixture(autouse=True)
 def empty_streams():
-    get_redis().delete(STREAM_KEY, CROSSINGS_KEY)
+    client = get_redis()
+    client.delete(CROSSINGS_KEY, REGISTRY_KEY, *client.scan_iter("tg:gate:usage:*"))
+    import keys.gate_usage
+
+    keys.gate_usage._registered.clear()  # the registry was emptied: register again
 
 
 @pytest.fixture
@@ -135,20 +139,50 @@ def test_allowed_calls_reach_the_ledger_through_the_stream(gate, org, live_key):
 def test_denied_calls_are_not_metered(gate, org, live_key):
     read_only = ApiKeyFactory(project=live_key.project, environment="live", scopes=["read"])
     call(gate, read_only, method="POST", path="/v1/documents")
-    assert get_redis().xlen(STREAM_KEY) == 0
+    assert get_redis().xlen(stream_key(org.id)) == 0
 
 
 def test_a_batch_read_by_a_worker_that_died_is_claimed_and_counted_once(
     gate, org, live_key, monkeypatch
 ):
     client = get_redis()
-    drain(client, lambda events: None)  # an empty stream: only creates the consumer group
     call(gate, live_key, request_id=f"req-lost-{org.slug}")
+    _ensure_group(client, stream_key(org.id))
     # A worker reads the entry, then dies before acknowledging it.
-    client.xreadgroup(GROUP, "dead-worker", {STREAM_KEY: ">"}, count=10)
+    client.xreadgroup(GROUP, "dead-worker", {stream_key(org.id): ">"}, count=10)
     assert drain(client, lambda events: usage_ingest(events=events, source="gate")) == 0
     # After the idle time another worker claims it; ingesting twice would still count once.
     monkeypatch.setattr("keys.gate_usage.CLAIM_IDLE_MS", 0)
     moved = drain(client, lambda events: usage_ingest(events=events, source="gate"))
     assert moved == 1
+    assert requests_used(org) == 1
+
+
+def test_test_key_calls_are_metered_as_test_usage(gate, org):
+    # No quotas for sandbox traffic: the rate-limit script itself writes the usage.
+    test_key = ApiKeyFactory(
+        project=ProjectFactory(organization=org), environment="test", scopes=["read"]
+    )
+    assert all(call(gate, test_key, request_id=f"t-{n}-{org.slug}").allowed for n in range(2))
+    assert drain_gate_usage() == 2
+    assert requests_used(org, environment="test") == 2
+    assert requests_used(org) == 0
+
+
+def test_a_plan_without_limits_still_meters_every_call(gate, org, live_key):
+    from billing.catalog import plan_create
+
+    plan = plan_create(
+        actor=SYSTEM,
+        body={
+            "code": "open",
+            "name": "Open",
+            "base_fee": "0",
+            "entitlements": {"scopes": ["read"], "endpoint_groups": ["read"]},
+        },
+    )
+    subscription_subscribe(actor=SYSTEM, organization=org, plan=plan)
+    django_cache.clear()
+    assert call(gate, live_key, request_id=f"open-{org.slug}").allowed
+    assert drain_gate_usage() == 1
     assert requests_used(org) == 1
