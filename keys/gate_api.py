@@ -1,8 +1,10 @@
 """POST /api/v1/verify: the gate over HTTP, for the provider's gateway (GATE-1)."""
 
 import ipaddress
+from dataclasses import replace
 from functools import lru_cache
 
+from django.conf import settings
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -124,6 +126,14 @@ def decision_body(decision: Decision, request_id: str) -> dict:
     return body
 
 
+def after_decision(decision: Decision) -> None:
+    """In the embedded default there is no beat to drain usage: do it now."""
+    if decision.allowed and settings.GATE_DRAIN_INLINE:
+        from keys.tasks import drain_gate_usage
+
+        drain_gate_usage()
+
+
 def decision_headers(decision: Decision) -> dict[str, str]:
     """IETF RateLimit headers, Retry-After when rate limited, Deprecation and Sunset."""
     headers = {}
@@ -158,7 +168,8 @@ class VerifyApi(OperatorApiView):
     def post(self, request):
         inp = parse_verify_body(request.data)
         request_id = request.request_id
-        decision = process_gate().decide(VerifyInput(**{**inp.__dict__, "request_id": request_id}))
+        decision = process_gate().decide(replace(inp, request_id=request_id))
+        after_decision(decision)
         response = Response(decision_body(decision, request_id))
         for name, value in decision_headers(decision).items():
             response[name] = value

@@ -17,7 +17,13 @@ from common.errors import TollgateError
 from common.problems import PROBLEM_CONTENT_TYPE, problem_body
 from common.request_id import accept_or_create, reset_current_request_id
 from common.request_id import set_current_request_id as set_request_id
-from keys.gate_api import decision_body, decision_headers, parse_verify_body, process_gate
+from keys.gate_api import (
+    after_decision,
+    decision_body,
+    decision_headers,
+    parse_verify_body,
+    process_gate,
+)
 from portal.authentication import TokenRefused, authenticate_bearer
 from portal.models import ApiToken
 from portal.scopes import scope_satisfied
@@ -89,6 +95,7 @@ class VerifyFastPath:
             self._authenticate(environ)
             inp = parse_verify_body(self._json(environ))
             decision = process_gate().decide(replace(inp, request_id=request_id))
+            after_decision(decision)
             return 200, decision_body(decision, request_id), decision_headers(decision)
         except _Problem as problem:
             headers = {}

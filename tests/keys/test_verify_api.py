@@ -101,7 +101,8 @@ def test_verify_needs_an_operator_token_with_gate_verify(api, db, anonymous_api,
     assert usage_only.post(URL, body, format="json").json()["code"] == "insufficient_scope"
 
 
-def test_a_warm_verify_runs_no_database_query(verifier, key, django_assert_num_queries):
+def test_a_warm_verify_runs_no_database_query(verifier, key, django_assert_num_queries, settings):
+    settings.GATE_DRAIN_INLINE = False  # as in production: workers drain usage, not verify
     verify(verifier, key)  # warms the token, key, catalog and entitlements caches
     from keys.gate_api import process_gate
 
@@ -120,3 +121,13 @@ def test_verify_answers_with_and_without_a_trailing_slash(verifier, key):
         ).json()["code"]
         == "ok"
     )
+
+
+def test_without_workers_the_usage_is_in_the_ledger_right_after_the_answer(verifier, key, settings):
+    from billing.models import UsageEvent
+
+    settings.GATE_DRAIN_INLINE = True  # the embedded default: no beat to drain the stream
+    response = verify(verifier, key)
+    assert response.json()["allowed"]
+    row = UsageEvent.objects.get(event_id=response["X-Request-Id"])
+    assert (row.meter.code, row.source, row.environment) == ("requests", "gate", "test")
