@@ -1,12 +1,14 @@
 """Django admin for API keys: read-only rows, revocation through keys.services."""
 
+import ipaddress
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
 from common.errors import TollgateError
 from keys import services
-from keys.models import ApiKey, ApiProduct, ApiVersion, Endpoint
+from keys.models import ApiKey, ApiProduct, ApiVersion, Block, Endpoint
 from keys.openapi import parse_openapi
 from keys.selectors import key_status_q
 from portal.admin_audit import AuditedAdminMixin
@@ -185,3 +187,69 @@ class ApiVersionAdmin(admin.ModelAdmin):
                     meter_code=endpoint_form.cleaned_data.get("meter_code"),
                     sunset_at=endpoint_form.cleaned_data.get("sunset_at"),
                 )
+
+
+class BlockForm(forms.ModelForm):
+    class Meta:
+        model = Block
+        fields = ["api_key", "ip_network", "reason_code", "reason", "expires_at"]
+
+    def clean_ip_network(self):
+        value = self.cleaned_data.get("ip_network", "").strip()
+        if value:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as error:
+                raise forms.ValidationError("Give an IPv4 or IPv6 address or CIDR.") from error
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("api_key")) == bool(cleaned.get("ip_network")):
+            raise forms.ValidationError("Block either a key or an IP range.")
+        return cleaned
+
+
+@admin.register(Block)
+class BlockAdmin(admin.ModelAdmin):
+    """Blocks are made through keys.services.block_create (audited, and the gate hears of
+    them at once); lifting is an action, so history is kept."""
+
+    list_display = [
+        "__str__",
+        "organization",
+        "reason_code",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "lifted_at",
+    ]
+    list_filter = ["reason_code", ("lifted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["ip_network", "api_key__prefix", "organization__slug", "reason"]
+    form = BlockForm
+    fields = ["api_key", "ip_network", "reason_code", "reason", "expires_at"]
+    raw_id_fields = ["api_key"]
+    actions = ["lift_blocks"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created = services.block_create(
+            actor=Actor.from_request(request),
+            reason_code=obj.reason_code,
+            api_key=obj.api_key,
+            ip_network=obj.ip_network or None,
+            reason=obj.reason,
+            expires_at=obj.expires_at,
+        )
+        obj.__dict__.update(created.__dict__)
+
+    @admin.action(description="Lift selected blocks")
+    def lift_blocks(self, request, queryset):
+        actor = Actor.from_request(request)
+        for block in queryset:
+            services.block_lift(actor=actor, block=block)
+        self.message_user(request, "Blocks lifted.", messages.SUCCESS)

@@ -8,8 +8,8 @@ seconds, entitlements from their per-org cache, limits from one Redis script.
 Allowed calls are metered through a Redis stream (keys/gate_usage.py); live keys count
 against their plan's quotas (keys/quota.py), test keys never do.
 
-Not yet here (the rest of the gate issue): blocks, payment state, spend caps, the HTTP
-endpoint and the middleware.
+Not yet here (the rest of the gate issue): payment state, spend caps, automatic blocks
+after repeated denials, and the Python middleware.
 """
 
 import ipaddress
@@ -28,10 +28,11 @@ from billing.models import Meter
 from billing.selectors import UsageFilter, usage_aggregate
 from billing.subscriptions import period_containing
 from common.request_id import new_request_id
+from keys.blocklist import BlockList
 from keys.format import key_is_well_formed
 from keys.gate_usage import call_events, ensure_registered, record_call, record_crossing
 from keys.keycache import CachedKey, KeyCache
-from keys.models import ApiVersion, Endpoint
+from keys.models import ApiVersion, Block, Endpoint
 from keys.quota import Quota, QuotaCounter, QuotaDecision, quota_key
 from keys.ratelimit import Limit, LimitDecision, RateLimiter, limit_key
 from keys.routing import Router
@@ -61,6 +62,7 @@ class Decision:
     limits: list[Limit] = field(default_factory=list)
     ratelimit: LimitDecision | None = None
     quota: QuotaDecision | None = None
+    block: Block | None = None
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class Gate:
         quotas: QuotaCounter,
         redis_client,
         entitlements_seconds: float = ENTITLEMENTS_SECONDS,
+        blocks: BlockList | None = None,
     ):
         self.keys = keys
         self.limiter = limiter
@@ -241,6 +244,7 @@ class Gate:
         self.quotas = quotas
         self.redis = redis_client
         self.entitlements = _LocalEntitlements(entitlements_seconds)
+        self.blocks = blocks or BlockList(redis_client)
 
     def decide(self, inp: VerifyInput, now: datetime | None = None) -> Decision:
         if not key_is_well_formed(inp.key or ""):
@@ -265,6 +269,9 @@ class Gate:
         entitlements = self.entitlements.get(key.organization_id)
         if endpoint.group not in entitlements.get("endpoint_groups", []):
             return Decision(False, "endpoint_not_in_plan", key, endpoint, entitlements)
+        block = self.blocks.find(key.id, inp.ip, now)
+        if block is not None:
+            return Decision(False, "blocked", key, endpoint, entitlements, block=block)
         limits = rate_limits_for(key, entitlements)
         moment = now or timezone.now()
         # Sandbox traffic never counts against live quotas; no quotas, no period to work out.

@@ -119,6 +119,13 @@ def decision_body(decision: Decision, request_id: str) -> dict:
         },
         "request_id": request_id,
     }
+    if decision.block is not None:
+        body["block"] = {
+            "reason_code": decision.block.reason_code,
+            "expires_at": decision.block.expires_at.isoformat()
+            if decision.block.expires_at
+            else None,
+        }
     if endpoint is not None and endpoint.deprecated:
         body["deprecation"] = True
     if endpoint is not None and endpoint.sunset_at is not None:

@@ -142,3 +142,49 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path_template}"
+
+
+class Block(models.Model):
+    """A key or an IP range refused by the gate (code `blocked`) until lifted or expired."""
+
+    class Reason(models.TextChoices):
+        ABUSE = "abuse"
+        FRAUD = "fraud"
+        CUSTOMER = "customer_request"
+        AUTOMATIC = "automatic"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The org whose key is blocked; empty for the operator's IP blocks, which apply to all.
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="blocks"
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.CASCADE, related_name="blocks"
+    )
+    ip_network = models.CharField(max_length=64, blank=True)
+    reason_code = models.CharField(max_length=20, choices=Reason.choices)
+    reason = models.TextField(blank=True)
+    created_by = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(api_key__isnull=False, ip_network="")
+                    | models.Q(api_key__isnull=True) & ~models.Q(ip_network="")
+                ),
+                name="block_key_or_ip",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key or self.ip_network} ({self.reason_code})"
+
+    def is_active_at(self, now) -> bool:
+        if self.lifted_at is not None and self.lifted_at <= now:
+            return False
+        return self.expires_at is None or self.expires_at > now

@@ -12,7 +12,7 @@ from common.errors import Conflict, InvalidInput
 from common.redis import get_redis
 from keys.format import key_generate, key_hash, key_prefix
 from keys.keycache import publish_key_change_on_commit
-from keys.models import ApiKey, ApiProduct, ApiVersion, Endpoint
+from keys.models import ApiKey, ApiProduct, ApiVersion, Block, Endpoint
 from keys.openapi import default_group, parse_openapi
 from portal.audit import Actor, audit_record
 from portal.models import Project
@@ -323,3 +323,75 @@ def endpoint_update(
                 changes=changes,
             )
     return endpoint
+
+
+# --- Blocks (GATE-5) ----------------------------------------------------------------------
+BLOCKS_EPOCH_KEY = "tg:{keys}:blocks-epoch"
+
+
+def _publish_blocks_change() -> None:
+    transaction.on_commit(lambda: get_redis().incr(BLOCKS_EPOCH_KEY))
+
+
+def block_create(
+    *,
+    actor: Actor,
+    reason_code: str,
+    api_key: ApiKey | None = None,
+    ip_network: str | None = None,
+    reason: str = "",
+    expires_at: datetime | None = None,
+) -> Block:
+    """Blocks a key (its org's or the operator's decision) or an IP range (the operator's)."""
+    if (api_key is None) == (not ip_network):
+        raise InvalidInput("Block either a key or an IP range.", field="api_key")
+    if reason_code not in Block.Reason.values:
+        raise InvalidInput(
+            f"reason_code is one of {', '.join(Block.Reason.values)}.", field="reason_code"
+        )
+    network = ""
+    if ip_network:
+        network = _clean_cidrs([ip_network])[0]
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput("The expiry must be in the future.", field="expires_at")
+    with transaction.atomic():
+        block = Block.objects.create(
+            organization_id=api_key.organization_id if api_key else None,
+            api_key=api_key,
+            ip_network=network,
+            reason_code=reason_code,
+            reason=(reason or "")[:2000],
+            created_by=actor.label[:255],
+            expires_at=expires_at,
+        )
+        audit_record(
+            actor=actor,
+            action="block.created",
+            organization=api_key.organization if api_key else None,
+            target=block,
+            changes={
+                "key": api_key.prefix if api_key else None,
+                "ip": network,
+                "reason_code": reason_code,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
+        _publish_blocks_change()
+    return block
+
+
+def block_lift(*, actor: Actor, block: Block) -> Block:
+    with transaction.atomic():
+        if Block.objects.filter(pk=block.pk, lifted_at__isnull=True).update(
+            lifted_at=timezone.now()
+        ):
+            audit_record(
+                actor=actor,
+                action="block.lifted",
+                organization=block.organization,
+                target=block,
+                changes={},
+            )
+            _publish_blocks_change()
+    block.refresh_from_db()
+    return block

@@ -5,6 +5,7 @@ from django.core.cache import cache as django_cache
 
 from billing.demo_catalog import ensure_demo_catalog
 from common.redis import get_redis
+from keys.blocklist import BlockList
 from keys.gate import EndpointCatalog, Gate, VerifyInput
 from keys.keycache import KeyCache
 from keys.quota import QuotaCounter
@@ -41,6 +42,7 @@ def make_gate(keys=None):
         quotas=QuotaCounter(client),
         redis_client=client,
         entitlements_seconds=0,  # tests change plans and look at once
+        blocks=BlockList(client, check_interval=0),
     )
 
 

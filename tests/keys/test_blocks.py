@@ -1,0 +1,116 @@
+"""Blocks: a blocked key or address is refused with `blocked`, until lifted or expired."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from common.errors import InvalidInput
+from keys.gate import VerifyInput
+from keys.models import Block
+from keys.services import block_create, block_lift
+from portal.models import AuditLogEntry
+from tests.factories import UserFactory
+from tests.keys.conftest import SYSTEM, call, key_for
+
+
+@pytest.fixture
+def publish(django_capture_on_commit_callbacks):
+    """Runs the commit hooks that tell the gate a block changed."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def test_a_blocked_key_is_refused_with_the_reason_and_expiry(gate, project, publish):
+    key = key_for(project)
+    assert call(gate, key).allowed
+    until = timezone.now() + timedelta(hours=1)
+    with publish():
+        block_create(actor=SYSTEM, api_key=key, reason_code="abuse", expires_at=until)
+    decision = call(gate, key)
+    assert decision.code == "blocked"
+    assert decision.block.reason_code == "abuse" and decision.block.expires_at == until
+
+
+def test_a_lifted_block_lets_the_key_through_again(gate, project, publish):
+    key = key_for(project)
+    with publish():
+        block = block_create(actor=SYSTEM, api_key=key, reason_code="customer_request")
+    assert call(gate, key).code == "blocked"
+    with publish():
+        block_lift(actor=SYSTEM, block=block)
+    assert call(gate, key).allowed
+    assert AuditLogEntry.objects.filter(action__startswith="block.").count() == 2
+
+
+def test_an_expired_block_no_longer_applies(gate, project, publish):
+    key = key_for(project)
+    with publish():
+        block = block_create(
+            actor=SYSTEM,
+            api_key=key,
+            reason_code="abuse",
+            expires_at=timezone.now() + timedelta(minutes=5),
+        )
+    assert call(gate, key).code == "blocked"
+    later = block.expires_at + timedelta(seconds=1)
+    decision = gate.decide(
+        VerifyInput(key=key.raw_key, method="GET", path="/v1/documents/1"), now=later
+    )
+    assert decision.allowed  # judged at call time from the block's expiry: no refresh needed
+
+
+def test_an_ip_range_block_refuses_every_key_from_it(gate, project, publish):
+    key = key_for(project)
+    with publish():
+        block_create(actor=SYSTEM, ip_network="198.51.100.0/24", reason_code="fraud")
+    assert call(gate, key, ip="198.51.100.7").code == "blocked"
+    assert call(gate, key, ip="203.0.113.1").allowed
+
+
+def test_blocks_are_checked_after_the_key_and_endpoint(gate, project, publish):
+    key = key_for(project, scopes=["read"])
+    with publish():
+        block_create(actor=SYSTEM, api_key=key, reason_code="abuse")
+    assert call(gate, key, path="/v1/nowhere").code == "endpoint_unknown"
+    assert call(gate, key, method="POST", path="/v1/documents").code == "scope_missing"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        ({}, "api_key"),
+        ({"ip_network": "not an ip"}, "allowed_cidrs"),
+        ({"ip_network": "10.0.0.0/8", "reason_code": "because"}, "reason_code"),
+        (
+            {"ip_network": "10.0.0.0/8", "expires_at": timezone.now() - timedelta(days=1)},
+            "expires_at",
+        ),
+    ],
+)
+def test_bad_blocks_are_refused(db, arguments, field):
+    arguments = {"reason_code": "abuse", **arguments}
+    with pytest.raises(InvalidInput) as refused:
+        block_create(actor=SYSTEM, **arguments)
+    assert refused.value.field == field
+    assert Block.objects.count() == 0
+
+
+def test_operators_block_and_lift_in_admin(client, gate, project):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    key = key_for(project)
+    add = reverse("admin:keys_block_add")
+    assert client.get(add).status_code == 200
+    bad = client.post(add, {"ip_network": "nope", "reason_code": "abuse"})
+    assert bad.status_code == 200 and Block.objects.count() == 0
+    created = client.post(
+        add, {"api_key": str(key.pk), "reason_code": "abuse", "reason": "scraping"}
+    )
+    assert created.status_code == 302
+    block = Block.objects.get()
+    client.post(
+        reverse("admin:keys_block_changelist"),
+        {"action": "lift_blocks", "_selected_action": [block.pk]},
+    )
+    block.refresh_from_db()
+    assert block.lifted_at is not None
