@@ -216,6 +216,13 @@ class UsageFilterSerializer(serializers.Serializer):
         return groups
 
 
+USAGE_PARAMETERS = [
+    UsageFilterSerializer,
+    OpenApiParameter("from", OpenApiTypes.DATETIME),
+    OpenApiParameter("to", OpenApiTypes.DATETIME),
+]
+
+
 class _UsageReadApi(APIView):
     scopes_by_kind = {
         ApiToken.Kind.ORG: {"GET": "usage:read"},
@@ -282,11 +289,7 @@ class UsageApi(_UsageReadApi):
 
     @extend_schema(
         operation_id="usage_query",
-        parameters=[
-            UsageFilterSerializer,
-            OpenApiParameter("from", OpenApiTypes.DATETIME),
-            OpenApiParameter("to", OpenApiTypes.DATETIME),
-        ],
+        parameters=USAGE_PARAMETERS,
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
@@ -320,11 +323,7 @@ class UsageExportApi(_UsageReadApi):
 
     @extend_schema(
         operation_id="usage_export_csv",
-        parameters=[
-            UsageFilterSerializer,
-            OpenApiParameter("from", OpenApiTypes.DATETIME),
-            OpenApiParameter("to", OpenApiTypes.DATETIME),
-        ],
+        parameters=USAGE_PARAMETERS,
         responses={(200, "text/csv"): OpenApiTypes.STR},
     )
     def get(self, request):

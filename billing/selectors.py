@@ -138,40 +138,31 @@ def _normalise_group_value(group: str, value):
     return value
 
 
+def _scope(usage: UsageFilter) -> Q:
+    """The filter's customer, meter, environment and dimensions, the same on every table."""
+    scope = Q(
+        organization_id=usage.organization_id,
+        meter_id=usage.meter.id,
+        environment=usage.environment,
+    )
+    if usage.project_id:
+        scope &= Q(project_id=usage.project_id)
+    if usage.api_key_id:
+        scope &= Q(api_key_id=usage.api_key_id)
+    if usage.endpoint is not None:
+        scope &= Q(endpoint=usage.endpoint)
+    return scope
+
+
 def _rollup_rows(usage: UsageFilter, hours: list[tuple], model) -> QuerySet:
     in_hours = Q()
     for first, last in hours:
         in_hours |= Q(hour__gte=first, hour__lt=last)
-    rows = model.objects.filter(
-        in_hours,
-        organization_id=usage.organization_id,
-        meter_id=usage.meter.id,
-        environment=usage.environment,
-    )
-    if usage.project_id:
-        rows = rows.filter(project_id=usage.project_id)
-    if usage.api_key_id:
-        rows = rows.filter(api_key_id=usage.api_key_id)
-    if usage.endpoint is not None:
-        rows = rows.filter(endpoint=usage.endpoint)
-    return rows
+    return model.objects.filter(in_hours, _scope(usage))
 
 
 def ledger_rows(usage: UsageFilter, start: datetime, end: datetime) -> QuerySet[UsageEvent]:
-    rows = UsageEvent.objects.filter(
-        organization_id=usage.organization_id,
-        meter_id=usage.meter.id,
-        environment=usage.environment,
-        occurred_at__gte=start,
-        occurred_at__lt=end,
-    )
-    if usage.project_id:
-        rows = rows.filter(project_id=usage.project_id)
-    if usage.api_key_id:
-        rows = rows.filter(api_key_id=usage.api_key_id)
-    if usage.endpoint is not None:
-        rows = rows.filter(endpoint=usage.endpoint)
-    return rows
+    return UsageEvent.objects.filter(_scope(usage), occurred_at__gte=start, occurred_at__lt=end)
 
 
 def _effective(rows: QuerySet[UsageEvent], organization_id) -> QuerySet[UsageEvent]:
