@@ -246,6 +246,9 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # A batch of 1,000 usage events with properties fits comfortably; larger bodies get 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 KEY_ROTATION_DEFAULT_GRACE_SECONDS = 86400
+# GATE-5: a key denied more than this many times in a minute is blocked for a while (0: off).
+GATE_AUTO_BLOCK_DENIALS_PER_MINUTE = env.int("GATE_AUTO_BLOCK_DENIALS_PER_MINUTE", default=600)
+GATE_AUTO_BLOCK_SECONDS = env.int("GATE_AUTO_BLOCK_SECONDS", default=900)
 # Usage events may arrive this late (and up to 5 minutes early); older ones are rejected.
 USAGE_LATE_ARRIVAL_DAYS = env.int("USAGE_LATE_ARRIVAL_DAYS", default=35)
 

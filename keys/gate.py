@@ -8,8 +8,8 @@ seconds, entitlements from their per-org cache, limits from one Redis script.
 Allowed calls are metered through a Redis stream (keys/gate_usage.py); live keys count
 against their plan's quotas (keys/quota.py), test keys never do.
 
-Not yet here (the rest of the gate issue): payment state, spend caps, automatic blocks
-after repeated denials, and the Python middleware.
+Not yet here (the rest of the gate issue): payment state, spend caps, and the Python
+middleware.
 """
 
 import ipaddress
@@ -17,10 +17,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
+from django.conf import settings
 from django.utils import timezone
 
 from billing.entitlements import entitlements_for
@@ -32,12 +33,27 @@ from keys.blocklist import BlockList
 from keys.format import key_is_well_formed
 from keys.gate_usage import call_events, ensure_registered, record_call, record_crossing
 from keys.keycache import CachedKey, KeyCache
-from keys.models import ApiVersion, Block, Endpoint
+from keys.models import ApiKey, ApiVersion, Block, Endpoint
 from keys.quota import Quota, QuotaCounter, QuotaDecision, quota_key
 from keys.ratelimit import Limit, LimitDecision, RateLimiter, limit_key
 from keys.routing import Router
+from portal.audit import Actor
 
 CATALOG_REFRESH_SECONDS = 5.0
+# Denials that count towards an automatic block: the key is known and its client keeps
+# calling what it may not (revoked, expired and already blocked keys are not counted).
+COUNTED_DENIALS = frozenset(
+    {
+        "ip_not_allowed",
+        "endpoint_unknown",
+        "endpoint_ambiguous",
+        "endpoint_sunset",
+        "scope_missing",
+        "endpoint_not_in_plan",
+        "rate_limited",
+        "quota_exhausted",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -247,6 +263,35 @@ class Gate:
         self.blocks = blocks or BlockList(redis_client)
 
     def decide(self, inp: VerifyInput, now: datetime | None = None) -> Decision:
+        decision = self._decide(inp, now)
+        if not decision.allowed and decision.code in COUNTED_DENIALS:
+            self._count_denial(decision.key)
+        return decision
+
+    def _count_denial(self, key: CachedKey) -> None:
+        """A key denied more than the threshold in a minute is blocked for a while (GATE-5):
+        misbehaving clients stop costing every check above. One INCR per denial only."""
+        threshold = settings.GATE_AUTO_BLOCK_DENIALS_PER_MINUTE
+        if not threshold:
+            return
+        counter = f"tg:denials:{{{key.organization_id}}}:{key.id}:{int(time.time() // 60)}"
+        pipe = self.redis.pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, 120)
+        count = pipe.execute()[0]
+        if count == threshold + 1:  # exactly once, on the call that crosses it
+            from keys.services import block_create
+
+            api_key = ApiKey.objects.get(pk=key.id)
+            block_create(
+                actor=Actor.system("gate"),
+                api_key=api_key,
+                reason_code=Block.Reason.AUTOMATIC,
+                reason=f"More than {threshold} denied calls in a minute.",
+                expires_at=timezone.now() + timedelta(seconds=settings.GATE_AUTO_BLOCK_SECONDS),
+            )
+
+    def _decide(self, inp: VerifyInput, now: datetime | None) -> Decision:
         if not key_is_well_formed(inp.key or ""):
             return Decision(False, "key_malformed")
         key = self.keys.get(inp.key)

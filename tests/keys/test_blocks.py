@@ -114,3 +114,28 @@ def test_operators_block_and_lift_in_admin(client, gate, project):
     )
     block.refresh_from_db()
     assert block.lifted_at is not None
+
+
+def test_a_key_denied_too_often_is_blocked_automatically(
+    gate, project, settings, django_capture_on_commit_callbacks
+):
+    settings.GATE_AUTO_BLOCK_DENIALS_PER_MINUTE = 3
+    key = key_for(project, scopes=["read"])
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(4):  # the fourth denial crosses the threshold
+            assert call(gate, key, method="POST", path="/v1/documents").code == "scope_missing"
+    block = Block.objects.get(api_key_id=key.id)
+    assert block.reason_code == "automatic" and block.created_by == "system:gate"
+    assert block.expires_at > timezone.now()
+    assert call(gate, key).code == "blocked"  # even a call it could otherwise make
+
+
+def test_revoked_keys_and_invalid_keys_do_not_count_towards_a_block(
+    gate, project, settings, django_capture_on_commit_callbacks
+):
+    settings.GATE_AUTO_BLOCK_DENIALS_PER_MINUTE = 1
+    expired = key_for(project, expires_at=timezone.now() - timedelta(seconds=1))
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            assert call(gate, expired).code == "key_expired"
+    assert Block.objects.count() == 0
