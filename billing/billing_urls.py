@@ -11,4 +11,5 @@ urlpatterns = [
     path("plans/<slug:code>", pricing_views.plan_change, name="plan_change"),
     path("cancel", pricing_views.cancel, name="cancel"),
     path("addons", pricing_views.addon_add, name="addon_add"),
+    path("spend-cap", pricing_views.spend_cap_set, name="spend_cap"),
 ]

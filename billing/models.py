@@ -458,6 +458,8 @@ class Subscription(models.Model):
     canceled_at = models.DateTimeField(null=True, blank=True)
     coupon = models.ForeignKey(Coupon, null=True, blank=True, on_delete=models.PROTECT)
     coupon_periods_used = models.PositiveIntegerField(default=0)
+    # The customer's own ceiling for a period's bill: past it, the gate refuses live calls.
+    spend_cap = money_field(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

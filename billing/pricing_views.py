@@ -95,6 +95,17 @@ class AddOnForm(forms.Form):
         ]
 
 
+class SpendCapForm(forms.Form):
+    amount = forms.DecimalField(
+        label="Spend cap per period",
+        required=False,
+        min_value=Decimal("0.01"),
+        max_digits=18,
+        decimal_places=2,
+        help_text="Past this, live calls are refused (spend_cap_reached). Empty: no cap.",
+    )
+
+
 class EstimateForm(forms.Form):
     meter = forms.ChoiceField(label="Meter")
     quantity = forms.DecimalField(
@@ -391,7 +402,12 @@ def _calculator_data(cards: list[dict]) -> dict:
 
 
 # --- An organization's billing page --------------------------------------------------------
-def _render_overview(request: HttpRequest, *, addon_form: AddOnForm | None = None) -> HttpResponse:
+def _render_overview(
+    request: HttpRequest,
+    *,
+    addon_form: AddOnForm | None = None,
+    spend_cap_form: SpendCapForm | None = None,
+) -> HttpResponse:
     organization = request.organization
     now = timezone.now()
     subscription = subs.subscription_current(organization=organization)
@@ -441,6 +457,8 @@ def _render_overview(request: HttpRequest, *, addon_form: AddOnForm | None = Non
             "addon_form": addon_form or AddOnForm(prefix="addon", addons=addons, currency=currency),
             "estimate_form": estimate_form,
             "estimate": estimate,
+            "spend_cap_form": spend_cap_form
+            or SpendCapForm(prefix="cap", initial={"amount": subscription.spend_cap}),
         }
     return render(request, "billing/billing.html", context)
 
@@ -569,3 +587,28 @@ def addon_add(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"{addon.name} is added from now on.")
             return redirect(_overview_url(request))
     return _render_overview(request, addon_form=form)
+
+
+@org_member_required(Permission.BILLING_MANAGE)
+@require_POST
+def spend_cap_set(request: HttpRequest) -> HttpResponse:
+    subscription = subs.subscription_current(organization=request.organization)
+    if subscription is None:
+        messages.error(request, "Subscribe to a plan before setting a spend cap.")
+        return redirect(_overview_url(request))
+    form = SpendCapForm(request.POST, prefix="cap")
+    if form.is_valid():
+        amount = form.cleaned_data["amount"]
+        try:
+            subs.subscription_set_spend_cap(
+                actor=Actor.from_request(request), subscription=subscription, amount=amount
+            )
+        except TollgateError as error:
+            if not add_service_error(form, error):
+                messages.error(request, error.detail)
+        else:
+            messages.success(
+                request, "Spend cap removed." if amount is None else f"Spend cap set to {amount}."
+            )
+            return redirect(_overview_url(request))
+    return _render_overview(request, spend_cap_form=form)

@@ -33,6 +33,8 @@ from billing.pricing.money import ZERO
 from billing.quotes import Quote, Segment, build_quote
 from billing.selectors import UsageFilter, usage_aggregate
 from common.errors import Conflict, InvalidInput, NotFound
+from common.orgflags import SPEND_CAP_REACHED, flag_clear, flag_set
+from common.redis import get_redis
 from portal.audit import Actor, audit_record
 from portal.models import Organization
 
@@ -468,3 +470,53 @@ def subscription_estimate(
         subscription, _segments(subscription, start, end, now, extra={meter.code: quantity})
     )
     return Estimate(meter=meter, quantity=quantity, before=before, after=after)
+
+
+# --- Spend caps ---------------------------------------------------------------------------
+SPEND_CAP_FLAG_SECONDS = 180  # the periodic check renews it; a stopped check lets it lapse
+
+
+def subscription_set_spend_cap(
+    *, actor: Actor, subscription: Subscription, amount: Decimal | None
+) -> Subscription:
+    """The customer's own ceiling for a period's bill (None removes it)."""
+    if amount is not None and (not amount.is_finite() or amount <= 0):
+        raise InvalidInput("A spend cap is a positive amount.", field="spend_cap")
+    with transaction.atomic():
+        locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        old = locked.spend_cap
+        locked.spend_cap = amount
+        locked.save(update_fields=["spend_cap"])
+        audit_record(
+            actor=actor,
+            action="subscription.spend_cap_set",
+            organization=locked.organization,
+            target=locked,
+            changes={
+                "spend_cap": [
+                    None if old is None else str(old),
+                    None if amount is None else str(amount),
+                ]
+            },
+        )
+    transaction.on_commit(lambda: spend_cap_check(subscription=locked))
+    return locked
+
+
+def spend_cap_check(*, subscription: Subscription, now: datetime | None = None) -> bool:
+    """Raises or clears the gate's `spend_cap_reached` flag; True when the cap is reached.
+
+    The period's bill so far is the same quote as the preview's (to date)."""
+    client = get_redis()
+    if subscription.spend_cap is None:
+        flag_clear(client, subscription.organization_id, SPEND_CAP_REACHED)
+        return False
+    total = subscription_preview(subscription=subscription, now=now).to_date.total
+    reached = total >= subscription.spend_cap
+    if reached:
+        flag_set(
+            client, subscription.organization_id, SPEND_CAP_REACHED, seconds=SPEND_CAP_FLAG_SECONDS
+        )
+    else:
+        flag_clear(client, subscription.organization_id, SPEND_CAP_REACHED)
+    return reached

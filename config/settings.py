@@ -138,6 +138,10 @@ CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    "enforce-spend-caps": {
+        "task": "billing.tasks.enforce_spend_caps",
+        "schedule": 60.0,
+    },
     # Calls the gate allowed reach the ledger within seconds (keys/gate_usage.py).
     "drain-gate-usage": {
         "task": "keys.tasks.drain_gate_usage",

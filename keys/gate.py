@@ -8,8 +8,8 @@ seconds, entitlements from their per-org cache, limits from one Redis script.
 Allowed calls are metered through a Redis stream (keys/gate_usage.py); live keys count
 against their plan's quotas (keys/quota.py), test keys never do.
 
-Not yet here (the rest of the gate issue): payment state, spend caps, and the Python
-middleware.
+Payment state and spend caps are flags that billing raises on the organization
+(common/orgflags.py); the gate reads them through a two-second cache.
 """
 
 import ipaddress
@@ -28,6 +28,7 @@ from billing.entitlements import entitlements_for
 from billing.models import Meter
 from billing.selectors import UsageFilter, usage_aggregate
 from billing.subscriptions import period_containing
+from common.orgflags import PAYMENT_PAST_DUE, SPEND_CAP_REACHED, FlagCache
 from common.request_id import new_request_id
 from keys.blocklist import BlockList
 from keys.format import key_is_well_formed
@@ -253,6 +254,7 @@ class Gate:
         redis_client,
         entitlements_seconds: float = ENTITLEMENTS_SECONDS,
         blocks: BlockList | None = None,
+        flags: FlagCache | None = None,
     ):
         self.keys = keys
         self.limiter = limiter
@@ -261,6 +263,7 @@ class Gate:
         self.redis = redis_client
         self.entitlements = _LocalEntitlements(entitlements_seconds)
         self.blocks = blocks or BlockList(redis_client)
+        self.flags = flags or FlagCache(redis_client)
 
     def decide(self, inp: VerifyInput, now: datetime | None = None) -> Decision:
         decision = self._decide(inp, now)
@@ -317,6 +320,12 @@ class Gate:
         block = self.blocks.find(key.id, inp.ip, now)
         if block is not None:
             return Decision(False, "blocked", key, endpoint, entitlements, block=block)
+        # Billing's verdicts on the organization (test keys are never charged, so never cut).
+        if key.environment == "live":
+            flags = self.flags.get(key.organization_id)
+            for flag in (PAYMENT_PAST_DUE, SPEND_CAP_REACHED):
+                if flag in flags:
+                    return Decision(False, flag, key, endpoint, entitlements)
         limits = rate_limits_for(key, entitlements)
         moment = now or timezone.now()
         # Sandbox traffic never counts against live quotas; no quotas, no period to work out.

@@ -4,6 +4,7 @@ import pytest
 from django.core.cache import cache as django_cache
 
 from billing.demo_catalog import ensure_demo_catalog
+from common.orgflags import FlagCache
 from common.redis import get_redis
 from keys.blocklist import BlockList
 from keys.gate import EndpointCatalog, Gate, VerifyInput
@@ -43,6 +44,7 @@ def make_gate(keys=None):
         redis_client=client,
         entitlements_seconds=0,  # tests change plans and look at once
         blocks=BlockList(client, check_interval=0),
+        flags=FlagCache(client, seconds=0),
     )
 
 
