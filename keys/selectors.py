@@ -106,3 +106,18 @@ def endpoint_match(api_version: ApiVersion, method: str, path: str) -> Endpoint 
     if base and (path == base or path.startswith(base + "/")):
         path = path[len(base) :] or "/"
     return endpoint_router(api_version).match(method, path)
+
+
+def block_list(*, organization: Organization) -> QuerySet:
+    """The org's key blocks, active first: customers see why and until when (GATE-5)."""
+    from keys.models import Block
+
+    return (
+        Block.objects.filter(organization=organization)
+        .select_related("api_key")
+        .order_by("lifted_at", "-created_at")
+    )
+
+
+def block_get(*, organization: Organization, block_id):
+    return get_or_not_found(block_list(organization=organization), block_id, "block")

@@ -6,8 +6,11 @@ through an org-scoped selector, so another organization's id is simply not found
 never stored in the session or put in a URL, and sent with no-store so no cache keeps them.
 """
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import (
@@ -17,6 +20,7 @@ from django.http import (
     HttpResponseBadRequest,
 )
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
@@ -183,7 +187,12 @@ def key_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "portal/keys/list.html",
-        {"filter_form": filter_form, "page": _paginate(request, keys)},
+        {
+            "filter_form": filter_form,
+            "page": _paginate(request, keys),
+            "blocks": key_selectors.block_list(organization=organization)[:20],
+            "now": timezone.now(),
+        },
     )
 
 
@@ -219,6 +228,44 @@ def key_revoke(request: HttpRequest, key_id) -> HttpResponse:
             "portal:project_detail", slug=request.organization.slug, project_id=key.project_id
         )
     return render(request, "portal/keys/revoke.html", {"key": key})
+
+
+BLOCK_DURATIONS = {
+    "3600": timedelta(hours=1),
+    "86400": timedelta(days=1),
+    "604800": timedelta(days=7),
+    "": None,
+}
+
+
+@org_member_required(Permission.KEYS_MANAGE)
+def key_block(request: HttpRequest, key_id) -> HttpResponse:
+    """Customers stop one of their own keys for a while (or until lifted) without revoking it."""
+    key = key_selectors.key_get(organization=request.organization, key_id=key_id)
+    if request.method == "POST":
+        duration = BLOCK_DURATIONS.get(request.POST.get("duration", ""))
+        key_services.block_create(
+            actor=Actor.from_request(request),
+            api_key=key,
+            reason_code="customer_request",
+            reason=request.POST.get("reason", "")[:500],
+            expires_at=timezone.now() + duration if duration else None,
+        )
+        messages.success(request, f"Key {key.prefix}… is blocked: calls with it are refused.")
+        return redirect("portal:key_list", slug=request.organization.slug)
+    return render(request, "portal/keys/block.html", {"key": key})
+
+
+@org_member_required(Permission.KEYS_MANAGE)
+@require_POST
+def block_lift(request: HttpRequest, block_id) -> HttpResponse:
+    """Customers lift the blocks they made; the operator's and automatic ones are not theirs."""
+    block = key_selectors.block_get(organization=request.organization, block_id=block_id)
+    if block.reason_code != "customer_request":
+        raise PermissionDenied("Only the operator can lift this block.")
+    key_services.block_lift(actor=Actor.from_request(request), block=block)
+    messages.success(request, "The block is lifted.")
+    return redirect("portal:key_list", slug=request.organization.slug)
 
 
 # --- Members and invitations -------------------------------------------------------------

@@ -139,3 +139,58 @@ def test_revoked_keys_and_invalid_keys_do_not_count_towards_a_block(
         for _ in range(3):
             assert call(gate, expired).code == "key_expired"
     assert Block.objects.count() == 0
+
+
+def test_customers_block_and_lift_their_own_keys_in_the_portal(client, gate, org, project):
+    from portal.roles import Role
+    from tests.factories import MembershipFactory
+
+    developer = MembershipFactory(organization=org, role=Role.DEVELOPER).user
+    client.force_login(developer)
+    key = key_for(project)
+    url = reverse("portal:key_block", kwargs={"slug": org.slug, "key_id": key.id})
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"duration": "3600", "reason": "leaked"}).status_code == 302
+    block = Block.objects.get(api_key=key)
+    assert block.reason_code == "customer_request" and block.expires_at is not None
+    listing = client.get(reverse("portal:key_list", kwargs={"slug": org.slug})).content.decode()
+    assert "leaked" in listing and key.prefix in listing
+    lift = reverse("portal:block_lift", kwargs={"slug": org.slug, "block_id": block.id})
+    assert client.post(lift).status_code == 302
+    block.refresh_from_db()
+    assert block.lifted_at is not None
+
+
+def test_customers_cannot_lift_the_operators_blocks_or_touch_other_orgs(
+    client, gate, org, other_org, project
+):
+    from portal.roles import Role
+    from tests.factories import MembershipFactory
+
+    key = key_for(project)
+    operator_block = block_create(actor=SYSTEM, api_key=key, reason_code="abuse")
+    owner = MembershipFactory(organization=org, role=Role.OWNER).user
+    client.force_login(owner)
+    lift = reverse("portal:block_lift", kwargs={"slug": org.slug, "block_id": operator_block.id})
+    assert client.post(lift).status_code == 403
+    outsider = MembershipFactory(organization=other_org, role=Role.OWNER).user
+    client.force_login(outsider)
+    foreign = reverse(
+        "portal:block_lift", kwargs={"slug": other_org.slug, "block_id": operator_block.id}
+    )
+    assert client.post(foreign).status_code == 404
+    block_url = reverse("portal:key_block", kwargs={"slug": other_org.slug, "key_id": key.id})
+    assert client.post(block_url, {"duration": ""}).status_code == 404
+    operator_block.refresh_from_db()
+    assert operator_block.lifted_at is None and Block.objects.count() == 1
+
+
+def test_viewers_cannot_block_keys(client, gate, org, project):
+    from portal.roles import Role
+    from tests.factories import MembershipFactory
+
+    client.force_login(MembershipFactory(organization=org, role=Role.VIEWER).user)
+    key = key_for(project)
+    url = reverse("portal:key_block", kwargs={"slug": org.slug, "key_id": key.id})
+    assert client.post(url, {"duration": ""}).status_code == 403
+    assert Block.objects.count() == 0
