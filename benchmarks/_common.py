@@ -24,6 +24,8 @@ def bench_env(database: str) -> dict[str, str]:
         DATABASE_URL=f"{PG_SERVER}/{database}",
         REDIS_URL=REDIS_URL,
         CELERY_BROKER_URL="memory://",
+        # As in production, workers move gate usage into the ledger, not the web process.
+        GATE_DRAIN_INLINE="false",
         DEBUG="false",
         SECRET_KEY="benchmark-only-secret-key-" + "x" * 40,
         ALLOWED_HOSTS="127.0.0.1,localhost",
