@@ -95,6 +95,7 @@ class EndpointCatalog:
         self._refresh_seconds = refresh_seconds
         self._loaded_at = -1e9
         self._versions: list[_Version] = []
+        self._newest: list[_Version] = []  # the newest live version of each product
         self._lock = threading.Lock()
 
     def versions(self) -> list[_Version]:
@@ -102,6 +103,10 @@ class EndpointCatalog:
             with self._lock:
                 if time.monotonic() - self._loaded_at > self._refresh_seconds:
                     self._versions = self._load()
+                    newest: dict[str, _Version] = {}
+                    for version in self._versions:  # ordered newest first per product
+                        newest.setdefault(version.api_version.product.code, version)
+                    self._newest = list(newest.values())
                     self._loaded_at = time.monotonic()
         return self._versions
 
@@ -129,10 +134,7 @@ class EndpointCatalog:
             else:
                 candidates = candidates[:1]  # newest live version of that product
         else:
-            newest: dict[str, _Version] = {}
-            for version in candidates:  # ordered newest first per product
-                newest.setdefault(version.api_version.product.code, version)
-            candidates = list(newest.values())
+            candidates = self._newest
         matches = []
         for version in candidates:
             path = inp.path

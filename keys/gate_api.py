@@ -1,7 +1,6 @@
 """POST /api/v1/verify: the gate over HTTP, for the provider's gateway (GATE-1)."""
 
 import ipaddress
-from dataclasses import replace
 from functools import lru_cache
 
 from django.conf import settings
@@ -44,7 +43,7 @@ def _text(body: dict, name: str, *, required: bool, max_length: int) -> str | No
     return value
 
 
-def parse_verify_body(body) -> VerifyInput:
+def parse_verify_body(body, request_id: str | None = None) -> VerifyInput:
     if not isinstance(body, dict):
         raise InvalidInput("Send a JSON object.")
     method = _text(body, "method", required=True, max_length=10).upper()
@@ -73,6 +72,7 @@ def parse_verify_body(body) -> VerifyInput:
         cost=cost,
         product=_text(body, "product", required=False, max_length=64),
         version=_text(body, "version", required=False, max_length=32),
+        request_id=request_id,
     )
 
 
@@ -173,9 +173,8 @@ class VerifyApi(OperatorApiView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def post(self, request):
-        inp = parse_verify_body(request.data)
         request_id = request.request_id
-        decision = process_gate().decide(replace(inp, request_id=request_id))
+        decision = process_gate().decide(parse_verify_body(request.data, request_id))
         after_decision(decision)
         response = Response(decision_body(decision, request_id))
         for name, value in decision_headers(decision).items():

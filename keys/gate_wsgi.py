@@ -9,7 +9,6 @@ compares the two). Requests with an Idempotency-Key go through Django, which sto
 
 import json
 import logging
-from dataclasses import replace
 
 from django.db import close_old_connections
 
@@ -93,8 +92,7 @@ class VerifyFastPath:
     def _verify(self, environ, request_id: str):
         try:
             self._authenticate(environ)
-            inp = parse_verify_body(self._json(environ))
-            decision = process_gate().decide(replace(inp, request_id=request_id))
+            decision = process_gate().decide(parse_verify_body(self._json(environ), request_id))
             after_decision(decision)
             return 200, decision_body(decision, request_id), decision_headers(decision)
         except _Problem as problem:

@@ -19,9 +19,10 @@ def _test_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Process-wide caches must not carry one test's rows into the next.
     from keys.gate_api import process_gate
-    from portal.authentication import _operator_tokens
+    from portal.authentication import _operator_headers, _operator_tokens
 
     _operator_tokens.clear()
+    _operator_headers.clear()
     process_gate.cache_clear()
 
 
