@@ -19,3 +19,17 @@ def get_redis() -> redis.Redis:
     import fakeredis
 
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
+
+
+def new_dedicated_redis() -> redis.Redis:
+    """A client holding one connection of its own, for the gate's per-call path: no pool
+    checkout per command (redis-py serialises threads on it with a lock)."""
+    if not settings.REDIS_URL:
+        return get_redis()  # the in-process server: nothing to gain
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        single_connection_client=True,
+    )

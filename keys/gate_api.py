@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from common.errors import InvalidInput
-from common.redis import get_redis
+from common.redis import new_dedicated_redis
 from keys.gate import Decision, EndpointCatalog, Gate, VerifyInput
 from keys.keycache import KeyCache
 from keys.quota import QuotaCounter
@@ -24,7 +24,7 @@ MAX_COST = 1_000_000
 @lru_cache(maxsize=1)
 def process_gate() -> Gate:
     """One gate per process: its key cache and catalog are what make verify fast."""
-    client = get_redis()
+    client = new_dedicated_redis()
     return Gate(
         keys=KeyCache(client),
         limiter=RateLimiter(client),
