@@ -12,7 +12,6 @@ Payment state and spend caps are flags that billing raises on the organization
 (common/orgflags.py); the gate reads them through a two-second cache.
 """
 
-import ipaddress
 import json
 import threading
 import time
@@ -37,7 +36,8 @@ from keys.keycache import CachedKey, KeyCache
 from keys.models import ApiKey, ApiVersion, Block, Endpoint
 from keys.quota import Quota, QuotaCounter, QuotaDecision, quota_key
 from keys.ratelimit import Limit, LimitDecision, RateLimiter, limit_key
-from keys.routing import Router
+from keys.routing import Router, without_base_path
+from keys.selectors import ip_in_cidrs
 from portal.audit import Actor
 
 CATALOG_REFRESH_SECONDS = 5.0
@@ -137,10 +137,7 @@ class EndpointCatalog:
             candidates = self._newest
         matches = []
         for version in candidates:
-            path = inp.path
-            base = version.api_version.base_path
-            if base and (path == base or path.startswith(base + "/")):
-                path = path[len(base) :] or "/"
+            path = without_base_path(inp.path, version.api_version.base_path)
             endpoint = version.router.match(inp.method, path)
             if endpoint is not None:
                 matches.append(endpoint)
@@ -149,16 +146,6 @@ class EndpointCatalog:
         if len(matches) > 1:
             return "endpoint_ambiguous", None
         return "ok", matches[0]
-
-
-def _ip_allowed(ip: str | None, cidrs: tuple[str, ...]) -> bool:
-    if not cidrs:
-        return True
-    try:
-        address = ipaddress.ip_address(ip or "")
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
 def rate_limits_for(key: CachedKey, entitlements: dict) -> list[Limit]:
@@ -307,7 +294,7 @@ class Gate:
             return Decision(False, "key_revoked", key)
         if status == "expired":
             return Decision(False, "key_expired", key)
-        if not _ip_allowed(inp.ip, key.allowed_cidrs):
+        if key.allowed_cidrs and not ip_in_cidrs(inp.ip, key.allowed_cidrs):
             return Decision(False, "ip_not_allowed", key)
         code, endpoint = self.catalog.match(inp)
         if endpoint is None:

@@ -13,6 +13,13 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def without_base_path(path: str, base_path: str) -> str:
+    """Templates are matched without the servers' base path; callers may send it or not."""
+    if base_path and (path == base_path or path.startswith(base_path + "/")):
+        return path[len(base_path) :] or "/"
+    return path
+
+
 def _segments(path: str) -> list[str]:
     return [segment for segment in path.split("/") if segment]
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from common.lookups import get_or_not_found
 from keys.format import key_hash, key_is_well_formed
 from keys.models import ApiKey, ApiVersion, Endpoint
-from keys.routing import Router
+from keys.routing import Router, without_base_path
 from portal.models import Organization
 
 
@@ -83,16 +83,6 @@ def ip_in_cidrs(ip: str | None, cidrs: list[str]) -> bool:
 
 
 # --- API products and endpoints ---------------------------------------------------------
-def api_versions_live() -> QuerySet[ApiVersion]:
-    """Versions not past their sunset, newest first per product."""
-    now = timezone.now()
-    return (
-        ApiVersion.objects.filter(Q(sunset_at__isnull=True) | Q(sunset_at__gt=now))
-        .select_related("product")
-        .order_by("product__code", "-created_at")
-    )
-
-
 def endpoint_router(api_version: ApiVersion) -> Router[Endpoint]:
     return Router(
         (endpoint.method, endpoint.path_template, endpoint)
@@ -102,10 +92,9 @@ def endpoint_router(api_version: ApiVersion) -> Router[Endpoint]:
 
 def endpoint_match(api_version: ApiVersion, method: str, path: str) -> Endpoint | None:
     """The endpoint a call to `path` hits; the version's base path may be included or not."""
-    base = api_version.base_path
-    if base and (path == base or path.startswith(base + "/")):
-        path = path[len(base) :] or "/"
-    return endpoint_router(api_version).match(method, path)
+    return endpoint_router(api_version).match(
+        method, without_base_path(path, api_version.base_path)
+    )
 
 
 def block_list(*, organization: Organization) -> QuerySet:

@@ -186,3 +186,15 @@ def test_a_plan_without_limits_still_meters_every_call(gate, org, live_key):
     assert call(gate, live_key, request_id=f"open-{org.slug}").allowed
     assert drain_gate_usage() == 1
     assert requests_used(org) == 1
+
+
+def test_draining_records_when_each_key_was_last_used(gate, org, live_key):
+    from keys.models import ApiKey
+
+    assert ApiKey.objects.get(pk=live_key.pk).last_used_at is None
+    decision = call(gate, live_key, request_id=f"used-{org.slug}")
+    assert decision.allowed
+    drain_gate_usage()
+    last_used = ApiKey.objects.get(pk=live_key.pk).last_used_at
+    assert last_used is not None
+    assert abs((timezone.now() - last_used).total_seconds()) < 60
