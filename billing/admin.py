@@ -390,3 +390,81 @@ class CreditGrantAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_filter = ["currency", "rolls_over"]
     search_fields = ["organization__slug", "reason"]
     autocomplete_fields = ["organization"]
+
+
+from billing.models import PaymentAttempt, StripeEvent  # noqa: E402  (payments admin, below)
+
+
+# --- Payments (billing/payments.py): attempts and Stripe events are records, not edits ------
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(ReadOnlyAdmin):
+    list_display = [
+        "attempted_at",
+        "invoice",
+        "number",
+        "amount",
+        "outcome",
+        "failure_code",
+        "stripe_payment_intent_id",
+    ]
+    list_filter = ["outcome"]
+    search_fields = ["invoice__number", "stripe_payment_intent_id", "failure_code"]
+    list_select_related = ["invoice"]
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(ReadOnlyAdmin):
+    """Inbound Stripe webhook events as received; `error` keeps a failed processing's
+    traceback until Stripe's next delivery succeeds."""
+
+    list_display = ["received_at", "id", "type", "processed_at", "failed"]
+    list_filter = ["type"]
+    search_fields = ["id", "type"]
+    date_hierarchy = "received_at"
+
+    @admin.display(boolean=True, description="failed")
+    def failed(self, obj: StripeEvent) -> bool:
+        return bool(obj.error)
+
+
+# --- Alerts and anomalies (BILL-6, docs/billing.md) -------------------------------------------
+from billing.models import AlertFiring, AlertThreshold, UsageAnomaly  # noqa: E402
+
+
+@admin.register(AlertThreshold)
+class AlertThresholdAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    """Thresholds the operator adds here are the operator's: customers see them and cannot
+    remove them."""
+
+    list_display = ["organization", "kind", "meter", "value", "set_by_operator", "created_at"]
+    list_filter = ["kind", "set_by_operator"]
+    search_fields = ["organization__slug", "organization__name"]
+    list_select_related = ["organization", "meter"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = ["set_by_operator"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.set_by_operator = True
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(AlertFiring)
+class AlertFiringAdmin(ReadOnlyAdmin):
+    list_display = ["fired_at", "organization", "source", "meter", "value", "limit", "period_start"]
+    list_filter = ["source"]
+    search_fields = ["organization__slug", "key", "meter"]
+    list_select_related = ["organization"]
+    date_hierarchy = "fired_at"
+
+
+@admin.register(UsageAnomaly)
+class UsageAnomalyAdmin(ReadOnlyAdmin):
+    list_display = ["day", "organization", "meter", "observed", "median", "score"]
+    list_filter = ["meter"]
+    search_fields = ["organization__slug", "explanation"]
+    list_select_related = ["organization", "meter"]
+    date_hierarchy = "day"
+
+
+from billing import invoice_admin  # noqa: E402, F401  (registers the invoicing admin)

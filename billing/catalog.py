@@ -244,7 +244,13 @@ def plan_create(*, actor: Actor, body: dict) -> Plan:
     public = body.get("public", True)
     if not isinstance(public, bool):
         raise InvalidInput("public is true or false.", field="public")
+    flags = {}
+    for flag in ("calendar_billing", "pay_in_advance"):
+        flags[flag] = body.get(flag, False)
+        if not isinstance(flags[flag], bool):
+            raise InvalidInput(f"{flag} is true or false.", field=flag)
     fields = {
+        **flags,
         "code": code,
         "name": name.strip(),
         "description": str(body.get("description") or "")[:2000],

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import Plan, PlanVersion, Subscription, SubscriptionAddOn, SubscriptionPhase
+from billing.profiles import billing_zone
 
 CACHE_SECONDS = 60
 FREE_PLAN_CODE = "free"
@@ -31,6 +32,8 @@ FALLBACK = {
     "support_level": "community",
     "billing_anchor": None,  # without a subscription, periods are calendar months (UTC)
     "interval": "month",
+    "billing_zone": "UTC",
+    "calendar_billing": False,
 }
 
 
@@ -100,6 +103,8 @@ def _compute(organization_id) -> dict:
         # The gate works out the current period from these without a query (quotas).
         result["billing_anchor"] = subscription.started_at
         result["interval"] = version.plan.interval
+        result["billing_zone"] = billing_zone(organization_id)
+        result["calendar_billing"] = version.plan.calendar_billing
         items = SubscriptionAddOn.objects.filter(
             subscription=subscription, removed_at__isnull=True
         ).select_related("addon")

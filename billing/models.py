@@ -250,6 +250,11 @@ class Plan(models.Model):
     currency = models.CharField(max_length=3, default="USD")
     trial_days = models.PositiveIntegerField(default=0)
     public = models.BooleanField(default=True)
+    # Periods start on the 1st of the month (or year) in the org's billing time zone instead
+    # of on the anniversary of the subscription; the first period is prorated.
+    calendar_billing = models.BooleanField(default=False)
+    # The base fee of a period is billed on the invoice that opens it rather than in arrears.
+    pay_in_advance = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -533,3 +538,341 @@ class CreditGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} for {self.organization}"
+
+
+# --- Invoicing (docs/billing.md) ------------------------------------------------------------
+class BillingProfile(models.Model):
+    """Who is billed and how: address and tax id on invoices, the time zone periods close in,
+    the Stripe customer, and whether payment is collected automatically."""
+
+    class Collection(models.TextChoices):
+        AUTOMATIC = "automatic"  # charge the saved payment method (Stripe)
+        MANUAL = "manual"  # send the invoice; the operator marks it paid
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, primary_key=True, related_name="billing_profile"
+    )
+    legal_name = models.CharField(max_length=200, blank=True)
+    billing_email = models.EmailField(blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    region = models.CharField(max_length=100, blank=True, help_text="State or province code.")
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2.")
+    tax_id = models.CharField(max_length=64, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    collection = models.CharField(
+        max_length=9, choices=Collection.choices, default=Collection.AUTOMATIC
+    )
+    stripe_customer_id = models.CharField(max_length=255, blank=True)
+    stripe_payment_method_id = models.CharField(max_length=255, blank=True)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Billing profile of {self.organization}"
+
+
+class TaxRate(models.Model):
+    """A tax rate the operator charges customers in a country (or one region of it)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, help_text="Shown on invoices, e.g. 'VAT' or 'GST'.")
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2.")
+    region = models.CharField(max_length=100, blank=True, help_text="Empty: the whole country.")
+    percent = models.DecimalField(max_digits=7, decimal_places=4)
+    inclusive = models.BooleanField(
+        default=False, help_text="Prices already include the tax (it is carved out of them)."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["country", "region"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["country", "region"],
+                condition=models.Q(active=True),
+                name="one_active_tax_rate_per_place",
+            )
+        ]
+
+    def __str__(self) -> str:
+        place = f"{self.country}-{self.region}" if self.region else self.country
+        return f"{self.name} {self.percent}% ({place})"
+
+
+class DocumentSequence(models.Model):
+    """The last number given per prefix ("INV-2026", "CN-2026"), taken under a row lock in the
+    transaction that finalizes, so numbers have no gaps even when finalizations race."""
+
+    prefix = models.CharField(max_length=20, primary_key=True)
+    last_number = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}: {self.last_number}"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        PAID = "paid"
+        VOID = "void"
+        UNCOLLECTIBLE = "uncollectible"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="invoices"
+    )
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="invoices"
+    )
+    number = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    status = models.CharField(max_length=13, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    plan = models.CharField(max_length=64)
+    plan_version = models.PositiveIntegerField()
+    # Usage counted up to this instant; refreshed while the invoice is a draft.
+    usage_measured_at = models.DateTimeField()
+    subtotal = money_field(default=Decimal(0))
+    discount = money_field(default=Decimal(0))
+    credits = money_field(default=Decimal(0))
+    tax = money_field(default=Decimal(0))
+    total = money_field(default=Decimal(0))
+    amount_paid = money_field(default=Decimal(0))
+    amount_credited = money_field(default=Decimal(0))  # by credit notes
+    # What the invoice says about the customer and tax, frozen when it is finalized.
+    customer = models.JSONField(default=dict)
+    tax_rate = models.JSONField(null=True, blank=True)
+    # The coupon that discounted this period, if any (it counts one of the coupon's periods).
+    coupon_code = models.CharField(max_length=64, blank=True)
+    collection = models.CharField(max_length=9, default=BillingProfile.Collection.MANUAL)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    finalize_after = models.DateTimeField()
+    issued_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    marked_uncollectible_at = models.DateTimeField(null=True, blank=True)
+    # Payment collection (Stripe) and dunning.
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+    payment_attempts = models.PositiveIntegerField(default=0)
+    next_payment_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_payment_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "-created_at"]
+        constraints = [
+            # One invoice per subscription period, whatever runs the close and how often.
+            models.UniqueConstraint(
+                fields=["subscription", "period_start"], name="one_invoice_per_period"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "finalize_after"], name="invoice_finalize_due"),
+            models.Index(fields=["status", "next_payment_attempt_at"], name="invoice_dunning_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft {self.period_start:%Y-%m-%d}"
+
+    @property
+    def amount_due(self) -> Decimal:
+        return max(self.total - self.amount_paid - self.amount_credited, Decimal(0))
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        BASE_FEE = "base_fee"
+        USAGE = "usage"
+        ADJUSTMENT = "adjustment"  # late usage of an already-finalized period
+        COMMITMENT_DISCOUNT = "commitment_discount"
+        COMMITMENT_TRUE_UP = "commitment_true_up"
+        ADDON = "addon"
+        DISCOUNT = "discount"
+        CREDIT = "credit"
+        TAX = "tax"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    description = models.CharField(max_length=300)
+    meter = models.CharField(max_length=64, blank=True)
+    # The (immutable) charge a usage line priced, so a late adjustment re-prices it the same.
+    charge = models.ForeignKey(
+        Charge, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    quantity = quantity_field(null=True, blank=True)
+    amount = money_field()
+    tiers = models.JSONField(default=list, blank=True)
+    # Per-endpoint quantities of a usage line (the amount is the line's, priced as a whole).
+    breakdown = models.JSONField(default=list, blank=True)
+    period_start = models.DateTimeField(null=True, blank=True)
+    period_end = models.DateTimeField(null=True, blank=True)
+    # An adjustment line re-bills this invoice's line for usage that arrived after it was
+    # finalized; `received_after` .. `received_until` select the late ledger rows.
+    adjusts = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="adjustments"
+    )
+    received_after = models.DateTimeField(null=True, blank=True)
+    received_until = models.DateTimeField(null=True, blank=True)
+    explanation = models.TextField(blank=True)  # e.g. why usage was anomalous
+
+    class Meta:
+        ordering = ["invoice", "position"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class CreditNote(models.Model):
+    """Reduces what an invoice asks for; on a paid invoice the amount becomes credit (or a
+    refund when Stripe collected it)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=32, unique=True)
+    amount = money_field()
+    reason = models.CharField(max_length=300)
+    refunded = models.BooleanField(default=False)
+    credit_grant = models.ForeignKey(
+        CreditGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class PaymentAttempt(models.Model):
+    class Outcome(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    attempted_at = models.DateTimeField(default=timezone.now)
+    amount = money_field()
+    outcome = models.CharField(max_length=9, choices=Outcome.choices, default=Outcome.PENDING)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.CharField(max_length=300, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "number"], name="payment_attempt_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} attempt {self.number}: {self.outcome}"
+
+
+class StripeEvent(models.Model):
+    """An inbound Stripe webhook event, stored raw before it is processed (idempotently, by
+    its Stripe id)."""
+
+    id = models.CharField(max_length=255, primary_key=True)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type}"
+
+
+class AlertThreshold(models.Model):
+    """Tell me when usage of a meter, or the period's spend, reaches this much."""
+
+    class Kind(models.TextChoices):
+        USAGE = "usage"
+        SPEND = "spend"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="alert_thresholds"
+    )
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    meter = models.ForeignKey(Meter, null=True, blank=True, on_delete=models.PROTECT)
+    value = quantity_field()
+    # Set by the operator (customers see it but cannot change it) or by the customer.
+    set_by_operator = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["kind", "value"]
+
+    def __str__(self) -> str:
+        what = self.meter.code if self.meter_id else "spend"
+        return f"{what} >= {self.value}"
+
+
+class AlertFiring(models.Model):
+    """A threshold crossed in one period: the unique constraint makes it once per period."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    threshold = models.ForeignKey(
+        AlertThreshold, null=True, blank=True, on_delete=models.CASCADE, related_name="firings"
+    )
+    # Soft-quota crossings from the gate have no threshold row: the quota is the threshold.
+    source = models.CharField(max_length=32, default="threshold")
+    # What fired: "threshold:<id>" or "soft_quota:<meter>"; unique per org and period.
+    key = models.CharField(max_length=100)
+    meter = models.CharField(max_length=64, blank=True)
+    period_start = models.DateTimeField()
+    value = quantity_field()
+    limit = quantity_field()
+    fired_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-fired_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "key", "period_start"], name="alert_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.meter} {self.value}/{self.limit}"
+
+
+class UsageAnomaly(models.Model):
+    """A day on which an org's usage of a meter was far outside its own trailing pattern."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    meter = models.ForeignKey(Meter, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    observed = quantity_field()
+    median = quantity_field()
+    mad = quantity_field()
+    score = models.DecimalField(max_digits=20, decimal_places=4)
+    explanation = models.TextField()
+    detected_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "meter", "day"], name="one_anomaly_per_meter_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter} {self.day}: {self.explanation}"

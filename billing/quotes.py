@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from billing.catalog import charge_spec
-from billing.models import AddOn, Coupon, PlanVersion
+from billing.models import AddOn, Charge, Coupon, PlanVersion
 from billing.pricing.engine import ChargeLine, price_charge
 from billing.pricing.money import ZERO, format_exact, format_money, round_money
 
@@ -39,6 +39,17 @@ class QuoteLine:
     charge: ChargeLine | None = None
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    source: Charge | None = None  # the plan's charge a usage line priced
+    extra: dict = field(default_factory=dict)  # what invoices keep beside (adjusted line...)
+
+
+@dataclass(frozen=True)
+class TaxSpec:
+    """A tax rate as quotes apply it: exclusive adds to the total, inclusive is carved out."""
+
+    name: str
+    percent: Decimal
+    inclusive: bool = False
 
 
 @dataclass
@@ -52,6 +63,7 @@ class Quote:
     credits: Decimal = ZERO
     tax: Decimal = ZERO
     total: Decimal = ZERO
+    tax_spec: TaxSpec | None = None
 
 
 def build_quote(
@@ -60,12 +72,19 @@ def build_quote(
     addons: list[tuple[AddOn, int]] = (),
     coupon: Coupon | None = None,
     credits_available: Decimal = ZERO,
+    extra_lines: list[QuoteLine] = (),
+    tax: TaxSpec | None = None,
 ) -> Quote:
+    """Lines, then subtotal; the coupon discounts the subtotal; tax applies to what is left
+    (exclusive: added, inclusive: the part of it that is tax); credit pays last, like a
+    customer balance, so it also pays the tax. `extra_lines` (an invoice's late-usage
+    adjustments) count in the subtotal like any line."""
     last = segments[-1].version
     currency = last.plan.currency
-    quote = Quote(currency=currency, plan=last.plan.code, version=last.number)
+    quote = Quote(currency=currency, plan=last.plan.code, version=last.number, tax_spec=tax)
     for segment in segments:
         quote.lines.extend(_segment_lines(segment, currency, len(segments) > 1))
+    quote.lines.extend(extra_lines)
     for addon, quantity in addons:
         quote.lines.append(
             QuoteLine(
@@ -84,15 +103,30 @@ def build_quote(
                     kind="discount", description=f"Coupon {coupon.code}", amount=-quote.discount
                 )
             )
-    due = quote.subtotal - quote.discount
+    taxable = quote.subtotal - quote.discount
+    quote.tax = _tax(tax, taxable, currency)
+    if quote.tax and not tax.inclusive:
+        # An inclusive tax is already inside the lines: it is shown, not added (the lines
+        # always sum to the total).
+        label = f"{tax.name} {format_exact(tax.percent)}%"
+        quote.lines.append(QuoteLine(kind="tax", description=label, amount=quote.tax))
+    due = taxable + (ZERO if tax is not None and tax.inclusive else quote.tax)
     quote.credits = min(max(credits_available, ZERO), max(due, ZERO))
     if quote.credits:
         quote.lines.append(
             QuoteLine(kind="credit", description="Prepaid credit applied", amount=-quote.credits)
         )
-    quote.tax = round_money(ZERO, currency)  # tax rates arrive with the billing issue
-    quote.total = due - quote.credits + quote.tax
+    quote.total = due - quote.credits
     return quote
+
+
+def _tax(tax: TaxSpec | None, taxable: Decimal, currency: str) -> Decimal:
+    """Rounded once, half up, like every line. Inclusive: taxable x p / (100 + p)."""
+    if tax is None or taxable <= 0 or not tax.percent:
+        return round_money(ZERO, currency)
+    if tax.inclusive:
+        return round_money(taxable * tax.percent / (HUNDRED + tax.percent), currency)
+    return round_money(taxable * tax.percent / HUNDRED, currency)
 
 
 def _segment_lines(segment: Segment, currency: str, dated: bool) -> list[QuoteLine]:
@@ -127,6 +161,7 @@ def _segment_lines(segment: Segment, currency: str, dated: bool) -> list[QuoteLi
                 charge=priced,
                 starts_at=segment.starts_at,
                 ends_at=segment.ends_at,
+                source=charge,
             )
         )
     if version.commitment_discount_percent and usage_total:

@@ -291,9 +291,19 @@ def format_decimal(value: Decimal | None) -> str | None:
     return "0" if text in ("-0", "") else text
 
 
-def usage_export_rows(usage: UsageFilter) -> Iterator[tuple]:
-    """Raw ledger rows for CSV, streamed with a server-side cursor (constant memory)."""
+def usage_export_rows(
+    usage: UsageFilter,
+    *,
+    received_after: datetime | None = None,
+    received_until: datetime | None = None,
+) -> Iterator[tuple]:
+    """Raw ledger rows for CSV, streamed with a server-side cursor (constant memory). The
+    received bounds select what an invoice line billed (its evidence)."""
     rows = ledger_rows(usage, usage.start, usage.end).order_by("occurred_at", "id")
+    if received_after is not None:
+        rows = rows.filter(received_at__gt=received_after)
+    if received_until is not None:
+        rows = rows.filter(received_at__lte=received_until)
     return rows.values_list(
         "id",
         "event_id",

@@ -9,8 +9,9 @@ when it happened (docs/pricing.md).
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
@@ -30,6 +31,7 @@ from billing.models import (
     SubscriptionPhase,
 )
 from billing.pricing.money import ZERO
+from billing.profiles import billing_zone, tax_spec_for
 from billing.quotes import Quote, Segment, build_quote
 from billing.selectors import UsageFilter, usage_aggregate
 from common.errors import Conflict, InvalidInput, NotFound
@@ -63,16 +65,42 @@ def public_plans() -> QuerySet[Plan]:
     return Plan.objects.filter(public=True).prefetch_related("versions")
 
 
-def period_containing(started_at: datetime, interval: str, moment: datetime):
-    """The [start, end) anniversary period of a subscription that contains `moment`."""
-    step = relativedelta(months=12 if interval == Plan.Interval.YEAR else 1)
+def period_containing(
+    started_at: datetime,
+    interval: str,
+    moment: datetime,
+    *,
+    zone: str = "UTC",
+    calendar: bool = False,
+) -> tuple[datetime, datetime]:
+    """The [start, end) billing period of a subscription that contains `moment`.
+
+    Periods are counted in the org's billing time zone, so a monthly period that starts at
+    midnight in Los Angeles starts at midnight there after a DST change too (and is an hour
+    shorter or longer in UTC). Anniversary periods repeat from `started_at` (a subscription
+    started on the 31st renews on the last day of shorter months); calendar periods start on
+    the 1st of the month (of January for yearly plans) at midnight.
+    """
+    tz = ZoneInfo(zone)
+    months = 12 if interval == Plan.Interval.YEAR else 1
+    anchor = started_at.astimezone(tz).replace(tzinfo=None)
+    if calendar:
+        anchor = anchor.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        if months == 12:
+            anchor = anchor.replace(month=1)
+    local_moment = moment.astimezone(tz).replace(tzinfo=None)
     index = 0
-    if moment > started_at:
-        months = (moment.year - started_at.year) * 12 + moment.month - started_at.month
-        index = max(months // (12 if interval == Plan.Interval.YEAR else 1) - 1, 0)
-    while started_at + step * (index + 1) <= moment:
+    if local_moment > anchor:
+        elapsed = (local_moment.year - anchor.year) * 12 + local_moment.month - anchor.month
+        index = max(elapsed // months - 1, 0)
+
+    def boundary(n: int) -> datetime:
+        # Wall-clock arithmetic, then back to an instant (fold=0 on ambiguous times).
+        return (anchor + relativedelta(months=months * n)).replace(tzinfo=tz).astimezone(UTC)
+
+    while boundary(index + 1) <= moment:
         index += 1
-    return started_at + step * index, started_at + step * (index + 1)
+    return boundary(index), boundary(index + 1)
 
 
 def active_phases(subscription: Subscription, start: datetime, end: datetime) -> list:
@@ -139,13 +167,19 @@ def subscription_subscribe(
             return subscription_change_plan(actor=actor, subscription=current, plan=plan, now=now)
         version = plan.current_version()
         coupon = _check_coupon(coupon_code, plan.currency)
-        period_end = now + relativedelta(months=12 if plan.interval == "year" else 1)
+        period_start, period_end = period_containing(
+            now,
+            plan.interval,
+            now,
+            zone=billing_zone(organization.id),
+            calendar=plan.calendar_billing,
+        )
         trial_ends_at = now + timedelta(days=plan.trial_days) if plan.trial_days else None
         subscription = Subscription.objects.create(
             organization=organization,
             status=Subscription.Status.TRIALING if trial_ends_at else Subscription.Status.ACTIVE,
             started_at=now,
-            current_period_start=now,
+            current_period_start=period_start,
             current_period_end=period_end,
             trial_ends_at=trial_ends_at,
             coupon=coupon,
@@ -322,6 +356,8 @@ def _segments(
     as_of: datetime,
     extra: dict[str, Decimal] | None = None,
     forecast: bool = False,
+    phases: list[SubscriptionPhase] | None = None,
+    usage_reader=None,
 ) -> list[Segment]:
     """One segment per phase of [start, end); usage measured up to `as_of`.
 
@@ -332,7 +368,9 @@ def _segments(
     period_seconds = Decimal((end - start).total_seconds())
     billable_from = max(start, subscription.trial_ends_at or start)
     segments = []
-    phases = active_phases(subscription, start, end)
+    usage_of = usage_reader or _usage  # the period close passes usage it read in bulk
+    if phases is None:
+        phases = active_phases(subscription, start, end)
     if phases and billable_from >= end:
         return [
             Segment(
@@ -352,13 +390,13 @@ def _segments(
         usage = {}
         for charge in phase.plan_version.charges.all():
             meter = charge.meter
-            quantity = _usage(subscription.organization_id, meter, phase_start, measured_end)
+            quantity = usage_of(subscription.organization_id, meter, phase_start, measured_end)
             if forecast and meter.aggregation in ADDITIVE and measured_end < phase_end:
                 # The rest of the phase at the pace of the period so far (not of the phase:
                 # a phase that begins now, as in a plan-change preview, has no pace of its own).
                 elapsed = Decimal((as_of - start).total_seconds())
                 if elapsed > 0:
-                    so_far = _usage(subscription.organization_id, meter, start, as_of)
+                    so_far = usage_of(subscription.organization_id, meter, start, as_of)
                     rest_from = max(measured_end, phase_start)  # a phase may start later
                     remaining = Decimal((phase_end - rest_from).total_seconds())
                     quantity += so_far * remaining / elapsed
@@ -412,6 +450,7 @@ def _quote(subscription, segments) -> Quote:
         credits_available=credits_available(
             subscription.organization, currency, subscription.current_period_end
         ),
+        tax=tax_spec_for(subscription.organization),
     )
 
 

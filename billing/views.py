@@ -10,6 +10,7 @@ from django.utils import timezone
 from billing import selectors
 from billing.charts import bar_chart
 from billing.models import Meter, Plan
+from billing.profiles import billing_zone
 from billing.subscriptions import period_containing, phase_at, subscription_current
 from billing.usage_csv import EXPORT_COLUMNS, export_lines
 from portal.decorators import org_member_required
@@ -24,11 +25,18 @@ def current_period(now: datetime, organization=None) -> tuple[datetime, datetime
         subscription_current(organization=organization) if organization is not None else None
     )
     if subscription is not None:
-        interval = Plan.Interval.MONTH
+        interval, calendar = Plan.Interval.MONTH, False
         phase = phase_at(subscription, min(now, subscription.current_period_end))
         if phase is not None:
             interval = phase.plan_version.plan.interval
-        return period_containing(subscription.started_at, interval, now)
+            calendar = phase.plan_version.plan.calendar_billing
+        return period_containing(
+            subscription.started_at,
+            interval,
+            now,
+            zone=billing_zone(subscription.organization_id),
+            calendar=calendar,
+        )
     start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end

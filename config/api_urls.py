@@ -3,8 +3,8 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from billing import alerts_api, invoices_api, pricing_api
 from billing import api as billing_api
-from billing import pricing_api
 from keys import api as keys_api
 from keys import gate_api
 from portal import api as portal_api
@@ -54,6 +54,42 @@ urlpatterns = [
         name="subscription-addons",
     ),
     path("estimates", pricing_api.EstimatesApi.as_view(), name="estimates"),
+    path("invoices", invoices_api.InvoiceListApi.as_view(), name="invoices"),
+    path("invoices/<uuid:invoice_id>", invoices_api.InvoiceDetailApi.as_view(), name="invoice"),
+    path(
+        "invoices/<uuid:invoice_id>/lines/<uuid:line_id>/evidence.csv",
+        invoices_api.InvoiceLineEvidenceApi.as_view(),
+        name="invoice-line-evidence",
+    ),
+    path(
+        "invoices/<uuid:invoice_id>/finalize",
+        invoices_api.InvoiceFinalizeApi.as_view(),
+        name="invoice-finalize",
+    ),
+    path(
+        "invoices/<uuid:invoice_id>/void",
+        invoices_api.InvoiceVoidApi.as_view(),
+        name="invoice-void",
+    ),
+    path(
+        "invoices/<uuid:invoice_id>/mark-uncollectible",
+        invoices_api.InvoiceUncollectibleApi.as_view(),
+        name="invoice-uncollectible",
+    ),
+    path(
+        "invoices/<uuid:invoice_id>/credit-notes",
+        invoices_api.InvoiceCreditNotesApi.as_view(),
+        name="invoice-credit-notes",
+    ),
+    path("billing-profile", invoices_api.BillingProfileApi.as_view(), name="billing-profile"),
+    path("alert-thresholds", alerts_api.AlertThresholdListApi.as_view(), name="alert-thresholds"),
+    path(
+        "alert-thresholds/<str:threshold_id>",
+        alerts_api.AlertThresholdDetailApi.as_view(),
+        name="alert-threshold",
+    ),
+    path("alerts", alerts_api.AlertFiringListApi.as_view(), name="alerts"),
+    path("simulations", alerts_api.SimulationsApi.as_view(), name="simulations"),
     path("audit-log", portal_api.AuditLogApi.as_view(), name="audit-log"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),

@@ -8,6 +8,7 @@ DATABASE_URL, REDIS_URL and CELERY_BROKER_URL switches to the real services.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
@@ -138,9 +139,27 @@ CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # BILL-1: close ended periods and finalize drafts whose grace period is over.
+    "run-billing": {
+        "task": "billing.tasks.run_billing",
+        "schedule": 60.0,
+    },
     "enforce-spend-caps": {
         "task": "billing.tasks.enforce_spend_caps",
         "schedule": 60.0,
+    },
+    # BILL-6: usage and spend thresholds, the gate's soft-quota crossings, daily anomalies.
+    "check-alerts": {
+        "task": "billing.tasks.check_alerts",
+        "schedule": 60.0,
+    },
+    "consume-quota-crossings": {
+        "task": "billing.tasks.consume_quota_crossings",
+        "schedule": 10.0,
+    },
+    "detect-anomalies": {
+        "task": "billing.tasks.detect_anomalies",
+        "schedule": crontab(minute=30, hour=0),  # yesterday's whole UTC day
     },
     # Calls the gate allowed reach the ledger within seconds (keys/gate_usage.py).
     "drain-gate-usage": {
@@ -154,6 +173,11 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "common.tasks.purge_idempotency_records",
         "schedule": 3600.0,
+    },
+    # Retries failed invoice payments that are due (billing/payments.py, docs/billing.md).
+    "run-dunning": {
+        "task": "billing.tasks.run_dunning",
+        "schedule": 60.0,
     },
 }
 
@@ -255,6 +279,24 @@ GATE_AUTO_BLOCK_DENIALS_PER_MINUTE = env.int("GATE_AUTO_BLOCK_DENIALS_PER_MINUTE
 GATE_AUTO_BLOCK_SECONDS = env.int("GATE_AUTO_BLOCK_SECONDS", default=900)
 # Usage events may arrive this late (and up to 5 minutes early); older ones are rejected.
 USAGE_LATE_ARRIVAL_DAYS = env.int("USAGE_LATE_ARRIVAL_DAYS", default=35)
+
+# --- Payments (Stripe) and dunning: docs/billing.md "Payments and dunning" ----------------
+# Without a secret key, finalized invoices are marked for manual collection.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# Empty: Stripe's own API. Tests point it at their local fake Stripe server.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# A failed payment is retried this many days after the first attempt; after the last retry
+# fails, the organization is past due and its live keys are refused (payment_past_due).
+DUNNING_RETRY_DAYS = env.list("DUNNING_RETRY_DAYS", cast=int, default=[1, 3, 5, 7])
+# BILL-1: a closed period's invoice stays a draft this long (late usage is still added), then
+# it is finalized, numbered and collected; payment is due this many days after it is issued.
+INVOICE_GRACE_SECONDS = env.int("INVOICE_GRACE_SECONDS", default=3600)
+INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
+# The operator's name at the top of invoices.
+TOLLGATE_SELLER_NAME = env.str("TOLLGATE_SELLER_NAME", default="Tollgate")
 
 # --- Logging -----------------------------------------------------------------------------
 LOGGING = {

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from billing import pricing_views
+from billing import pricing_views, stripe_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,5 +12,6 @@ urlpatterns = [
     path("o/<slug:slug>/usage/", include("billing.urls")),
     path("o/<slug:slug>/billing/", include("billing.billing_urls")),
     path("pricing", pricing_views.pricing, name="pricing"),
+    path("webhooks/stripe/", stripe_views.stripe_webhook, name="stripe_webhook"),
     path("", include("portal.urls")),
 ]

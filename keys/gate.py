@@ -176,7 +176,13 @@ def current_period(entitlements: dict, now: datetime) -> tuple[datetime, datetim
     """The org's billing period containing `now`, from its cached entitlements (no query)."""
     anchor = entitlements.get("billing_anchor")
     if anchor is not None:
-        return period_containing(anchor, entitlements.get("interval", "month"), now)
+        return period_containing(
+            anchor,
+            entitlements.get("interval", "month"),
+            now,
+            zone=entitlements.get("billing_zone", "UTC"),
+            calendar=entitlements.get("calendar_billing", False),
+        )
     start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     return start, start + relativedelta(months=1)
 

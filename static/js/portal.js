@@ -70,3 +70,10 @@
     }
   });
 })();
+
+/* Print buttons (invoices): <button data-print>. */
+document.addEventListener("click", function (event) {
+  if (event.target.closest("[data-print]")) {
+    window.print();
+  }
+});

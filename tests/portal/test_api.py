@@ -26,7 +26,9 @@ from portal import services
 from portal.audit import Actor
 from portal.models import ApiToken, AuditLogEntry, Organization, Project
 from portal.scopes import ORG_SCOPES
+from tests.billing.test_alerts import ALERT_ENDPOINTS
 from tests.billing.test_credentials import BILLING_ENDPOINTS
+from tests.billing.test_invoices_api import INVOICE_ENDPOINTS
 from tests.billing.test_pricing_credentials import PRICING_ENDPOINTS, PUBLIC_PRICING_PATHS
 from tests.conftest import bearer_client
 from tests.factories import (
@@ -113,7 +115,7 @@ def test_every_routed_path_is_covered_by_these_tests():
     routed = set()
     for pattern in get_resolver(api_urls).url_patterns:
         assert isinstance(pattern, URLPattern)
-        route = re.sub(r"<str:(\w+)_id>", r"{\1}", str(pattern.pattern))
+        route = re.sub(r"<(?:str|uuid):(\w+)_id>", r"{\1}", str(pattern.pattern))
         route = route.replace("<slug:code>", "{plan}")
         routed.add(f"/api/v1/{route}")
     covered = {path for _method, path, _scope, _body in ORG_ENDPOINTS} | PUBLIC_PATHS
@@ -122,6 +124,8 @@ def test_every_routed_path_is_covered_by_these_tests():
     covered |= {path for _method, path, _kinds, _body in PRICING_ENDPOINTS}
     covered |= PUBLIC_PRICING_PATHS
     covered |= PRODUCT_ENDPOINT_PATHS
+    covered |= {path for _method, path, _kinds, _body in ALERT_ENDPOINTS}
+    covered |= {path for _method, path, _kinds, _body in INVOICE_ENDPOINTS}
     assert routed == covered
 
 
