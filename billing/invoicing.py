@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing import entitlements
@@ -37,7 +38,7 @@ from billing.models import (
 )
 from billing.pricing.engine import price_charge
 from billing.pricing.money import ZERO, format_money, round_money
-from billing.profiles import profile_get, tax_rate_for
+from billing.profiles import billing_zone, profile_get, tax_rate_for
 from billing.quotes import Quote, QuoteLine, TaxSpec, build_quote
 from billing.selectors import UsageFilter, usage_aggregate
 from common.errors import Conflict, InvalidInput
@@ -143,10 +144,16 @@ class PricingContext:
     anomalies: dict[str, str]
     usage_reader: Callable | None = None  # (org id, meter, start, end) -> Decimal
     breakdown_reader: Callable | None = None  # (org id, meter, start, end) -> [(endpoint, q)]
+    # Pay in advance: the base fee already billed for this period, the version in force
+    # when the next one starts (None: no next period), and the billing time zone.
+    advance_paid: Decimal = ZERO
+    next_version: object = None
+    zone: str = "UTC"
 
     @classmethod
     def for_invoice(cls, invoice: Invoice, *, credits: Decimal | None = None):
         subscription = invoice.subscription
+        next_phase = subs.phase_at(subscription, invoice.period_end)
         if credits is None:
             credits = subs.credits_available(
                 subscription.organization, invoice.currency, invoice.period_end
@@ -163,7 +170,38 @@ class PricingContext:
             tax=TaxSpec(rate.name, rate.percent, rate.inclusive) if rate else None,
             earlier_lines=list(earlier_usage_lines([invoice])),
             anomalies=_anomaly_explanations(invoice),
+            advance_paid=advance_paid([invoice]).get(invoice.pk, ZERO),
+            next_version=next_phase.plan_version if next_phase else None,
+            zone=billing_zone(subscription.organization_id),
         )
+
+
+def advance_paid(invoices: list[Invoice]) -> dict:
+    """For each period invoice, the base fee billed in advance for its period (by the
+    previous period's invoice, or the opening invoice), from finalized invoices."""
+    periods = [invoice for invoice in invoices if invoice.kind == Invoice.Kind.PERIOD]
+    if not periods:
+        return {}
+    lines = InvoiceLine.objects.filter(
+        Q(kind=InvoiceLine.Kind.BASE_FEE_ADVANCE)
+        | Q(kind=InvoiceLine.Kind.BASE_FEE, invoice__kind=Invoice.Kind.OPENING),
+        invoice__subscription_id__in={invoice.subscription_id for invoice in periods},
+        invoice__status__in=FINALIZED,
+        period_start__gte=min(invoice.period_start for invoice in periods),
+        period_start__lt=max(invoice.period_end for invoice in periods),
+    ).values_list("invoice__subscription_id", "period_start", "amount")
+    paid = {}
+    for invoice in periods:
+        paid[invoice.pk] = sum(
+            (
+                amount
+                for subscription_id, start, amount in lines
+                if subscription_id == invoice.subscription_id
+                and invoice.period_start <= start < invoice.period_end
+            ),
+            ZERO,
+        )
+    return paid
 
 
 def earlier_usage_lines(invoices: list[Invoice]):
@@ -200,14 +238,100 @@ def invoice_quote(invoice: Invoice, now: datetime, context: PricingContext) -> Q
     )
     if not segments:
         return Quote(currency=invoice.currency, plan=invoice.plan, version=invoice.plan_version)
+    if invoice.kind == Invoice.Kind.OPENING:
+        for segment in segments:
+            segment.fee_only = True
+        return build_quote(
+            segments=segments,
+            coupon=context.coupon,
+            credits_available=context.credits,
+            tax=context.tax,
+        )
     return build_quote(
         segments=segments,
         addons=context.addons,
         coupon=context.coupon,
         credits_available=context.credits,
-        extra_lines=_late_adjustments(invoice, now, context),
+        extra_lines=_advance_lines(invoice, context) + _late_adjustments(invoice, now, context),
         tax=context.tax,
     )
+
+
+def _advance_lines(invoice: Invoice, context: PricingContext) -> list[QuoteLine]:
+    """Pay in advance: this period's fee, billed before, comes off; the next period's fee
+    is billed now (unless the subscription ends with this period)."""
+    lines = []
+    if context.advance_paid:
+        lines.append(
+            QuoteLine(
+                kind="advance_applied",
+                description="Base fee for this period, billed in advance",
+                amount=-context.advance_paid,
+            )
+        )
+    version = context.next_version
+    subscription = invoice.subscription
+    ends_here = (
+        subscription.status == Subscription.Status.CANCELED
+        and subscription.canceled_at is not None
+        and subscription.canceled_at <= invoice.period_end
+    ) or (
+        subscription.cancel_at_period_end and subscription.current_period_end <= invoice.period_end
+    )
+    if version is None or ends_here or not version.plan.pay_in_advance or not version.base_fee:
+        return lines
+    start, end = subs.period_containing(
+        subscription.started_at,
+        version.plan.interval,
+        invoice.period_end,
+        zone=context.zone,
+        calendar=version.plan.calendar_billing,
+    )
+    lines.append(
+        QuoteLine(
+            kind="base_fee_advance",
+            description=f"{version.plan.name} base fee, in advance ({start:%Y-%m-%d} to "
+            f"{end:%Y-%m-%d})",
+            amount=round_money(version.base_fee, invoice.currency),
+            starts_at=start,
+            ends_at=end,
+        )
+    )
+    return lines
+
+
+def opening_invoice(*, subscription_id, now: datetime | None = None) -> Invoice | None:
+    """A pay-in-advance subscription's first base fee, invoiced (and finalized) when it
+    starts. Safe to call twice: the unique constraint keeps one per subscription."""
+    from billing.period_close import finalize_chunk
+
+    now = now or timezone.now()
+    subscription = Subscription.objects.select_related("organization").get(pk=subscription_id)
+    phase = subs.phase_at(subscription, subscription.current_period_start) or subs.phase_at(
+        subscription, subscription.started_at
+    )
+    if phase is None or not phase.plan_version.plan.pay_in_advance:
+        return None
+    version = phase.plan_version
+    try:
+        with transaction.atomic():
+            invoice = Invoice.objects.create(
+                organization=subscription.organization,
+                subscription=subscription,
+                kind=Invoice.Kind.OPENING,
+                currency=version.plan.currency,
+                period_start=subscription.current_period_start,
+                period_end=subscription.current_period_end,
+                plan=version.plan.code,
+                plan_version=version.number,
+                usage_measured_at=now,
+                finalize_after=now,
+                collection=profile_get(subscription.organization).collection,
+            )
+    except IntegrityError:
+        return None
+    finalized = finalize_chunk([invoice.pk], as_of=now, now=now)
+    return finalized[0] if finalized else None
 
 
 def compose(invoice: Invoice, now: datetime, context: PricingContext) -> list[InvoiceLine]:

@@ -615,6 +615,10 @@ class DocumentSequence(models.Model):
 
 
 class Invoice(models.Model):
+    class Kind(models.TextChoices):
+        PERIOD = "period"  # closes a period: its usage, its fees
+        OPENING = "opening"  # a pay-in-advance plan's first base fee, at subscription start
+
     class Status(models.TextChoices):
         DRAFT = "draft"
         OPEN = "open"
@@ -630,6 +634,7 @@ class Invoice(models.Model):
         Subscription, on_delete=models.PROTECT, related_name="invoices"
     )
     number = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    kind = models.CharField(max_length=7, choices=Kind.choices, default=Kind.PERIOD)
     status = models.CharField(max_length=13, choices=Status.choices, default=Status.DRAFT)
     currency = models.CharField(max_length=3)
     period_start = models.DateTimeField()
@@ -669,7 +674,7 @@ class Invoice(models.Model):
         constraints = [
             # One invoice per subscription period, whatever runs the close and how often.
             models.UniqueConstraint(
-                fields=["subscription", "period_start"], name="one_invoice_per_period"
+                fields=["subscription", "period_start", "kind"], name="one_invoice_per_period"
             )
         ]
         indexes = [
@@ -688,6 +693,8 @@ class Invoice(models.Model):
 class InvoiceLine(models.Model):
     class Kind(models.TextChoices):
         BASE_FEE = "base_fee"
+        BASE_FEE_ADVANCE = "base_fee_advance"  # next period's fee, on a pay-in-advance plan
+        ADVANCE_APPLIED = "advance_applied"  # this period's fee, already billed in advance
         USAGE = "usage"
         ADJUSTMENT = "adjustment"  # late usage of an already-finalized period
         COMMITMENT_DISCOUNT = "commitment_discount"

@@ -246,6 +246,8 @@ class _Bundle:
             anomalies={},
             usage_reader=usage.quantity,
             breakdown_reader=usage.breakdown,
+            next_version=_version_at(self.phases[subscription.pk], end),
+            zone=self.profile(subscription).timezone,
         )
 
 
@@ -268,6 +270,11 @@ def _price_all(invoices: list[Invoice], bundle: _Bundle, now: datetime) -> dict:
             line for line in earlier if line.invoice.subscription_id == invoice.subscription_id
         ]
     _attach_anomalies(invoices, contexts)
+    for invoice_id, amount in inv.advance_paid(invoices).items():
+        contexts[invoice_id].advance_paid = amount
+    for invoice in invoices:
+        if invoice.kind == Invoice.Kind.OPENING:
+            contexts[invoice.pk].addons = []
     for invoice in invoices:  # first pass: which usage windows pricing will read
         inv.compose(invoice, now, contexts[invoice.pk])
     usage.load()

@@ -27,6 +27,7 @@ class Segment:
     base_fee_share: Decimal = Decimal(1)  # 1 for a whole period; e.g. 0.5 for half of it
     starts_at: datetime | None = None
     ends_at: datetime | None = None
+    fee_only: bool = False  # the base fee alone (a pay-in-advance opening invoice)
 
 
 @dataclass
@@ -146,6 +147,8 @@ def _segment_lines(segment: Segment, currency: str, dated: bool) -> list[QuoteLi
                 ends_at=segment.ends_at,
             )
         )
+    if segment.fee_only:
+        return lines
     usage_total = ZERO
     for charge in version.charges.all():
         quantity = segment.usage.get(charge.meter.code, ZERO)

@@ -187,6 +187,15 @@ def subscription_subscribe(
         SubscriptionPhase.objects.create(
             subscription=subscription, plan_version=version, starts_at=now
         )
+        if (
+            plan.pay_in_advance
+            and version.base_fee
+            and not (trial_ends_at and trial_ends_at >= period_end)
+        ):
+            from billing.invoicing import opening_invoice
+
+            subscription_id = subscription.pk
+            transaction.on_commit(lambda: opening_invoice(subscription_id=subscription_id, now=now))
         audit_record(
             actor=actor,
             action="subscription.created",

@@ -493,3 +493,27 @@ def test_any_invoice_equals_the_quote_for_its_usage(
     amounts = list(invoice.lines.order_by("position").values_list("amount", flat=True))
     assert amounts == [line.amount for line in quote.lines]
     assert sum(amounts, D(0)) == invoice.total
+
+
+# --- Pay in advance ------------------------------------------------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_pay_in_advance_bills_the_fee_at_the_start_and_each_next_fee_at_close(meters):
+    org = OrganizationFactory()
+    plan = make_plan("advance", pay_in_advance=True)
+    subscription = subscribe(org, plan, at(2026, 1, 15))
+    [opening] = Invoice.objects.filter(organization=org)
+    assert opening.kind == "opening" and opening.status == "open"
+    assert [(line.kind, line.amount) for line in opening.lines.all()] == [("base_fee", D("10.00"))]
+    record(org, 600, at(2026, 1, 20))
+    [january] = billing_run(as_of=at(2026, 2, 16)).finalized
+    kinds = {line.kind: line.amount for line in january.lines.all()}
+    assert kinds["base_fee"] == D("10.00") and kinds["advance_applied"] == D("-10.00")
+    assert kinds["base_fee_advance"] == D("10.00") and kinds["usage"] == D("5.00")
+    advance = january.lines.get(kind="base_fee_advance")
+    assert (advance.period_start, advance.period_end) == (at(2026, 2, 15), at(2026, 3, 15))
+    assert january.total == D("15.00")  # this period's usage and next period's fee
+    subscription_cancel(actor=SYSTEM, subscription=subscription)
+    [february] = billing_run(as_of=at(2026, 3, 16)).finalized
+    kinds = {line.kind: line.amount for line in february.lines.all()}
+    assert kinds["advance_applied"] == D("-10.00") and "base_fee_advance" not in kinds
+    assert february.total == D("0.00")  # the last period was paid in advance; no usage
