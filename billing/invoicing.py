@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from billing import entitlements
 from billing import subscriptions as subs
-from billing.anomalies import anomaly_explanation
 from billing.catalog import charge_spec
 from billing.models import (
     Coupon,
@@ -38,7 +37,7 @@ from billing.models import (
 )
 from billing.pricing.engine import price_charge
 from billing.pricing.money import ZERO, format_money, round_money
-from billing.profiles import billing_zone, profile_get, tax_rate_for
+from billing.profiles import profile_get
 from billing.quotes import Quote, QuoteLine, TaxSpec, build_quote
 from billing.selectors import UsageFilter, usage_aggregate
 from common.errors import Conflict, InvalidInput
@@ -132,8 +131,8 @@ def period_close(*, subscription_id, as_of: datetime, now: datetime | None = Non
 @dataclass
 class PricingContext:
     """What pricing an invoice reads besides usage. The period close fills it for a whole
-    chunk of subscriptions with a few queries (billing/period_close.py); `for_invoice`
-    reads it for one invoice."""
+    chunk of subscriptions with a few queries (billing/period_close.py), a chunk of one
+    included."""
 
     phases: list | None
     addons: list
@@ -149,31 +148,6 @@ class PricingContext:
     advance_paid: Decimal = ZERO
     next_version: object = None
     zone: str = "UTC"
-
-    @classmethod
-    def for_invoice(cls, invoice: Invoice, *, credits: Decimal | None = None):
-        subscription = invoice.subscription
-        next_phase = subs.phase_at(subscription, invoice.period_end)
-        if credits is None:
-            credits = subs.credits_available(
-                subscription.organization, invoice.currency, invoice.period_end
-            )
-        rate = tax_rate_for(profile_get(subscription.organization))
-        coupon = (
-            Coupon.objects.filter(code=invoice.coupon_code).first() if invoice.coupon_code else None
-        )
-        return cls(
-            phases=None,
-            addons=subs._addons(subscription),
-            coupon=coupon,
-            credits=credits,
-            tax=TaxSpec(rate.name, rate.percent, rate.inclusive) if rate else None,
-            earlier_lines=list(earlier_usage_lines([invoice])),
-            anomalies=_anomaly_explanations(invoice),
-            advance_paid=advance_paid([invoice]).get(invoice.pk, ZERO),
-            next_version=next_phase.plan_version if next_phase else None,
-            zone=billing_zone(subscription.organization_id),
-        )
 
 
 def advance_paid(invoices: list[Invoice]) -> dict:
@@ -280,13 +254,8 @@ def _advance_lines(invoice: Invoice, context: PricingContext) -> list[QuoteLine]
     )
     if version is None or ends_here or not version.plan.pay_in_advance or not version.base_fee:
         return lines
-    start, end = subs.period_containing(
-        subscription.started_at,
-        version.plan.interval,
-        invoice.period_end,
-        zone=context.zone,
-        calendar=version.plan.calendar_billing,
-    )
+    start = invoice.period_end
+    end = subs.next_period_end(subscription, start, version.plan, context.zone)
     lines.append(
         QuoteLine(
             kind="base_fee_advance",
@@ -378,14 +347,6 @@ def compose(invoice: Invoice, now: datetime, context: PricingContext) -> list[In
 PRICED_FIELDS = ["subtotal", "discount", "credits", "tax", "total", "tax_rate", "usage_measured_at"]
 
 
-def _price(invoice: Invoice, now: datetime, *, credits: Decimal | None = None) -> None:
-    """(Re)writes a draft's lines and totals from its quote."""
-    lines = compose(invoice, now, PricingContext.for_invoice(invoice, credits=credits))
-    invoice.lines.all().delete()
-    InvoiceLine.objects.bulk_create(lines)
-    invoice.save(update_fields=PRICED_FIELDS)
-
-
 def _tiers_json(line: QuoteLine) -> list[dict]:
     from billing.quotes import quote_as_json
 
@@ -422,25 +383,6 @@ def _endpoint_breakdown(invoice: Invoice, line: QuoteLine, context: PricingConte
         for endpoint, quantity in sorted(parts, key=lambda part: -(part[1] or 0))
         if quantity
     ]
-
-
-def _anomaly_explanations(invoice: Invoice) -> dict[str, str]:
-    """Why a usage line is unusual, from the daily anomaly detector (billing/anomalies.py)."""
-    codes = {
-        code
-        for code in invoice.subscription.phases.values_list(
-            "plan_version__charges__meter__code", flat=True
-        )
-        if code
-    }
-    explanations = {}
-    for code in codes:
-        text = anomaly_explanation(
-            invoice.organization_id, code, invoice.period_start, invoice.period_end
-        )
-        if text:
-            explanations[code] = text
-    return explanations
 
 
 def _late_adjustments(invoice: Invoice, now: datetime, context: PricingContext) -> list:

@@ -30,7 +30,6 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     Meter,
-    Plan,
     Subscription,
     SubscriptionAddOn,
     SubscriptionPhase,
@@ -465,14 +464,10 @@ def _advance_all(locked, invoices, profiles, phases, grants) -> None:
             version = _version_at(phases[subscription.pk], end)
             plan = version.plan if version else None
             profile = profiles.get(subscription.organization_id)
-            _start, next_end = subs.period_containing(
-                subscription.started_at,
-                plan.interval if plan else Plan.Interval.MONTH,
-                end,
-                zone=profile.timezone if profile else "UTC",
-                calendar=bool(plan and plan.calendar_billing),
+            subscription.current_period_end = subs.next_period_end(
+                subscription, end, plan, profile.timezone if profile else "UTC"
             )
-            subscription.current_period_start, subscription.current_period_end = end, next_end
+            subscription.current_period_start = end
         changed.append(subscription)
         if any(
             g.rolls_over and g.expires_at is not None and g.expires_at <= end

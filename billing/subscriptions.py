@@ -103,6 +103,23 @@ def period_containing(
     return boundary(index), boundary(index + 1)
 
 
+def next_period_end(subscription: Subscription, end: datetime, plan, zone: str) -> datetime:
+    """The end of the period that starts at `end`.
+
+    Normally the next boundary after `end`. If the customer changed its billing time zone,
+    the new zone's boundaries sit a few hours off the old one's: the next period then runs
+    from `end` to the boundary about one period later (a few hours longer or shorter),
+    never to a boundary a few hours away."""
+    _start, next_end = period_containing(
+        subscription.started_at,
+        plan.interval if plan else Plan.Interval.MONTH,
+        end + timedelta(days=1),
+        zone=zone,
+        calendar=bool(plan and plan.calendar_billing),
+    )
+    return next_end
+
+
 def active_phases(subscription: Subscription, start: datetime, end: datetime) -> list:
     """Phases overlapping [start, end), oldest first, with versions and charges loaded."""
     return list(

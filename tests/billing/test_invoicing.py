@@ -331,6 +331,24 @@ def test_each_event_is_billed_exactly_once_across_dst_and_month_ends(org, meters
         assert all((s.day, s.hour, s.minute) == (20, 9, 30) for s in starts)
 
 
+def test_a_time_zone_change_moves_the_boundary_without_a_short_period(org, meters):
+    from billing.profiles import profile_update
+
+    subscription = subscribe(org, make_plan(), at(2026, 1, 10, 12))
+    billing_run(as_of=at(2026, 2, 10, 13))
+    profile_update(actor=SYSTEM, organization=org, timezone="Asia/Tokyo")
+    [invoice] = billing_run(as_of=at(2026, 3, 10, 13)).closed
+    assert invoice.period_end - invoice.period_start == timedelta(days=28)
+    subscription.refresh_from_db()
+    # Anniversary at 21:00 in Tokyo from now on: 12:00 UTC, as before (Tokyo has no DST).
+    assert subscription.current_period_end == at(2026, 4, 10, 12)
+    profile_update(actor=SYSTEM, organization=org, timezone="America/Los_Angeles")
+    [invoice] = billing_run(as_of=at(2026, 4, 10, 13)).closed
+    subscription.refresh_from_db()
+    # 04:00 in Los Angeles (PDT) is 11:00 UTC: the period is an hour shorter, not an hour long.
+    assert subscription.current_period_end == at(2026, 5, 10, 11)
+
+
 # --- Tax -----------------------------------------------------------------------------------------
 def test_exclusive_and_inclusive_tax_by_country_and_region(org, other_org, meters):
     TaxRate.objects.create(name="Sales tax", country="US", region="CA", percent=D("7.25"))

@@ -14,7 +14,9 @@ from django.utils import timezone
 
 from billing.demo_catalog import ensure_demo_catalog
 from billing.ingest import usage_ingest
-from billing.models import Plan
+from billing.invoicing import billing_run
+from billing.models import BillingProfile, Plan
+from billing.profiles import profile_update
 from billing.subscriptions import subscription_current, subscription_subscribe
 from common.secrets import random_base62
 from keys import services as key_services
@@ -25,12 +27,15 @@ from portal.models import Organization, Project, User
 ADMIN_EMAIL = "admin@tollgate.local"
 OWNER_EMAIL = "owner@acme.test"
 DEV_PASSWORD = "tollgate-demo"  # printed and documented; only used with DEBUG
+# acme subscribed this many days ago: its first period is closed and invoiced, and the
+# ledger still accepts all of its usage (USAGE_LATE_ARRIVAL_DAYS is 35).
+DEMO_HISTORY_DAYS = 33
 
 
 class Command(BaseCommand):
     help = (
         "Create an operator admin, the demo org 'acme' with an owner, a project with a test "
-        "and a live key, two weeks of usage, and the demo plans with acme on Pro. "
+        "and a live key, a month of usage, and the demo plans with acme on Pro (one invoice). "
         "Existing rows are left as they are."
     )
 
@@ -72,14 +77,35 @@ class Command(BaseCommand):
                     self.stdout.write(f"Created {environment} key (shown once): {raw}")
         for item in ensure_demo_catalog(actor=actor):
             self.stdout.write(f"Created {item}")
+        if not BillingProfile.objects.filter(organization=organization).exists():
+            profile_update(
+                actor=actor,
+                organization=organization,
+                legal_name="Acme Corporation",
+                billing_email=OWNER_EMAIL,
+                address_line1="1 Infinite Loop",
+                postal_code="95014",
+                city="Cupertino",
+                region="CA",
+                country="US",
+                timezone="America/Los_Angeles",
+            )
         if subscription_current(organization=organization) is None:
+            # Subscribed a month and a bit ago, so the demo has an invoice to show.
             subscription_subscribe(
-                actor=actor, organization=organization, plan=Plan.objects.get(code="pro")
+                actor=actor,
+                organization=organization,
+                plan=Plan.objects.get(code="pro"),
+                now=timezone.now() - timedelta(days=DEMO_HISTORY_DAYS),
             )
             self.stdout.write("Subscribed acme to Pro.")
         accepted = self._usage(organization, project)
         if accepted:
             self.stdout.write(f"Recorded {accepted} demo usage events.")
+        closed = billing_run(as_of=timezone.now())
+        if closed.finalized:
+            numbers = ", ".join(invoice.number for invoice in closed.finalized)
+            self.stdout.write(f"Closed the first billing period: invoice {numbers}.")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready. Operator admin: {ADMIN_EMAIL} at /admin/ ; "
@@ -88,13 +114,13 @@ class Command(BaseCommand):
         )
 
     def _usage(self, organization: Organization, project: Project) -> int:
-        """Two weeks of plausible usage; event ids are fixed, so a rerun adds nothing."""
+        """A month of plausible usage; event ids are fixed, so a rerun adds nothing."""
         live_key = project.keys.filter(environment="live").order_by("created_at").first()
         generator = random.Random(42)  # noqa: S311 - demo data, the same every time
         today = timezone.now().replace(minute=0, second=0, microsecond=0)
         endpoints = ["GET /v1/documents", "POST /v1/documents", "GET /v1/documents/{id}"]
         events = []
-        for days_ago in range(14, -1, -1):
+        for days_ago in range(DEMO_HISTORY_DAYS, -1, -1):
             moment = today - timedelta(days=days_ago)
             for n in range(generator.randint(20, 40)):
                 events.append(
@@ -122,7 +148,7 @@ class Command(BaseCommand):
                     "id": f"demo-storage-{days_ago}",
                     "meter": "storage_gb",
                     "customer": organization.slug,
-                    "quantity": str(round(2 + days_ago * 0.1, 1)),
+                    "quantity": str(round(2 + days_ago * 0.05, 1)),
                     "timestamp": moment.isoformat(),
                 }
             )

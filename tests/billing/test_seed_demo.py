@@ -1,0 +1,25 @@
+"""`seed_demo` (what `make run` shows): a month of history with one closed, invoiced period,
+and safe to run again."""
+
+from datetime import timedelta
+
+from django.core.management import call_command
+
+from billing.models import Invoice, Subscription, UsageEvent
+
+
+def test_seed_demo_leaves_an_invoice_and_a_running_period_and_reruns_cleanly(db, meters):
+    call_command("seed_demo", "--password", "demo-password-123")
+    invoices = Invoice.objects.filter(organization__slug="acme")
+    assert invoices.count() == 1
+    invoice = invoices.get()
+    assert invoice.status == "open" and invoice.number.startswith("INV-")
+    assert invoice.customer["name"] == "Acme Corporation"
+    assert invoice.lines.filter(kind="usage", quantity__gt=0).exists()
+    subscription = Subscription.objects.get(organization__slug="acme")
+    assert subscription.current_period_start == invoice.period_end
+    assert subscription.current_period_end - subscription.current_period_start > timedelta(days=27)
+    events = UsageEvent.objects.count()
+    call_command("seed_demo", "--password", "demo-password-123")
+    assert Invoice.objects.filter(organization__slug="acme").count() == 1
+    assert UsageEvent.objects.count() == events
