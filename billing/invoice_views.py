@@ -100,9 +100,10 @@ def invoice_detail(request: HttpRequest, invoice_id) -> HttpResponse:
             "nav_section": "invoices",
             "invoice": invoice,
             "status": selectors.shown_status(invoice, operator=False),
-            "lines": invoice.lines.select_related("adjusts__invoice"),
+            "lines": invoice.lines.select_related("adjusts__invoice", "charge"),
             "customer": invoice.customer or {"name": invoice.organization.name},
             "seller": settings.TOLLGATE_SELLER_NAME,
+            "zone": profiles.billing_zone(invoice.organization_id),
         },
     )
 
