@@ -16,9 +16,10 @@ from decimal import Decimal
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
 
-from billing.models import CreditGrant, Plan
+from billing.models import CreditGrant
 from billing.pricing.money import ZERO, format_money, is_supported_currency, round_money
-from billing.subscriptions import period_containing, subscription_current
+from billing.profiles import billing_zone
+from billing.subscriptions import next_period_end, subscription_current
 from common.errors import InvalidInput
 from portal.audit import Actor, audit_record
 from portal.models import Organization
@@ -105,9 +106,8 @@ def _next_period_end(organization: Organization, period_end: datetime) -> dateti
     if subscription is None:
         return period_end + relativedelta(months=1)
     phase = subscription.phases.select_related("plan_version__plan").last()
-    interval = phase.plan_version.plan.interval if phase else Plan.Interval.MONTH
-    _start, end = period_containing(subscription.started_at, interval, period_end)
-    return end
+    plan = phase.plan_version.plan if phase else None
+    return next_period_end(subscription, period_end, plan, billing_zone(organization.id))
 
 
 def credits_roll_over(

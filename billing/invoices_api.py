@@ -123,7 +123,13 @@ class InvoiceFinalizeApi(_InvoiceActionApi):
             from common.errors import Conflict
 
             raise Conflict(f"The invoice is {invoice.status}, not a draft.", code="not_a_draft")
-        invoicing.invoice_finalize(invoice_id=invoice.pk)
+        if invoicing.invoice_finalize(invoice_id=invoice.pk) is None:
+            from common.errors import Conflict
+
+            raise Conflict(
+                "The invoice is being finalized by a billing run right now; read it again.",
+                code="finalization_in_progress",
+            )
         return Response(self.render(request, self.invoice(request, invoice_id)))
 
 
@@ -209,6 +215,6 @@ class BillingProfileApi(APIView):
         profile = profiles.profile_update(
             actor=Actor.from_request(request),
             organization=self.organization(request),
-            **request.data,
+            values=request.data,
         )
         return Response(self.render(profile))

@@ -13,6 +13,7 @@ the next invoice as an adjustment line: the charge re-priced on all usage now kn
 what was billed for it. docs/billing.md has the whole story.
 """
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ from billing.selectors import UsageFilter, usage_aggregate
 from common.errors import Conflict, InvalidInput
 from portal.audit import Actor, audit_record
 
+logger = logging.getLogger(__name__)
 FINALIZED = (Invoice.Status.OPEN, Invoice.Status.PAID, Invoice.Status.UNCOLLECTIBLE)
 SYSTEM = Actor.system("billing")
 
@@ -180,7 +182,7 @@ def advance_paid(invoices: list[Invoice]) -> dict:
 
 def earlier_usage_lines(invoices: list[Invoice]):
     """Finalized usage lines of the same subscriptions that periods within the late-arrival
-    window before these invoices billed, with their finalized adjustments."""
+    window before these invoices billed, with the adjustments made to them since."""
     window = timedelta(days=settings.USAGE_LATE_ARRIVAL_DAYS)
     if not invoices:
         return InvoiceLine.objects.none()
@@ -396,12 +398,16 @@ def _late_adjustments(invoice: Invoice, now: datetime, context: PricingContext) 
             line.invoice.subscription_id != invoice.subscription_id
             or line.invoice.period_start >= invoice.period_start
             or line.period_end <= invoice.period_start - window
+            or line.period_start >= line.period_end  # nothing was billable (a trial)
         ):
             continue
         billed = line.quantity or ZERO
         received_after = line.received_until
         for earlier in line.adjustments.all():
-            if earlier.invoice.status not in FINALIZED:
+            # Adjustments already made count, drafts included (a draft of the period before
+            # this one may be finalized at the same moment by another worker); this
+            # invoice's own are the ones being re-priced.
+            if earlier.invoice_id == invoice.pk or earlier.invoice.status == Invoice.Status.VOID:
                 continue
             billed += earlier.quantity or ZERO
             if earlier.received_until and (
@@ -612,6 +618,33 @@ def invoice_mark_uncollectible(*, actor: Actor, invoice: Invoice) -> Invoice:
     return invoice
 
 
+def _refund_or_credit(actor: Actor, note: CreditNote, amount: Decimal) -> None:
+    """Refunds through Stripe; if Stripe refuses or cannot be reached, the customer gets
+    the amount as credit instead, so a credit note is never lost."""
+    from billing import payments
+
+    try:
+        payments.credit_note_refund(actor=actor, credit_note=note, amount=amount)
+    except Exception:
+        logger.exception("Refund of credit note %s failed; crediting the balance", note.number)
+        with transaction.atomic():
+            grant = CreditGrant.objects.create(
+                organization_id=note.invoice.organization_id,
+                currency=note.invoice.currency,
+                amount=amount,
+                remaining=amount,
+                reason=f"Credit note {note.number}: the refund failed",
+            )
+            CreditNote.objects.filter(pk=note.pk).update(credit_grant=grant)
+            audit_record(
+                actor=actor,
+                action="credit_note.refund_failed",
+                organization=note.invoice.organization,
+                target=note,
+                changes={"credited": format_money(amount, note.invoice.currency)},
+            )
+
+
 def credit_note_create(
     *, actor: Actor, invoice: Invoice, amount: Decimal, reason: str, refund: bool = False
 ) -> CreditNote:
@@ -633,6 +666,10 @@ def credit_note_create(
                 code="invoice_not_creditable",
             )
         amount = round_money(amount, invoice.currency)
+        if amount <= 0:
+            raise InvalidInput(
+                "amount rounds to zero in this currency.", field="amount", code="invalid_amount"
+            )
         creditable = invoice.total - invoice.amount_credited
         if amount > creditable:
             raise InvalidInput(
@@ -642,25 +679,29 @@ def credit_note_create(
             )
         against_due = min(amount, invoice.amount_due)
         to_balance = amount - against_due
-        if (
-            refund
-            and not invoice.attempts.filter(outcome="succeeded")
-            .exclude(stripe_payment_intent_id="")
-            .exists()
-        ):
-            raise InvalidInput(
-                "This invoice was not paid through Stripe, so there is nothing to refund: "
-                "issue the credit note without `refund` to credit the customer's balance.",
-                field="refund",
-                code="refund_unavailable",
+        refundable = ZERO
+        if refund:
+            paid_by_stripe = sum(
+                invoice.attempts.filter(outcome="succeeded")
+                .exclude(stripe_payment_intent_id="")
+                .values_list("amount", flat=True),
+                ZERO,
             )
+            if not paid_by_stripe:
+                raise InvalidInput(
+                    "This invoice was not paid through Stripe, so there is nothing to refund: "
+                    "issue the credit note without `refund` to credit the customer's balance.",
+                    field="refund",
+                    code="refund_unavailable",
+                )
+            refundable = min(to_balance, paid_by_stripe)
         grant = None
-        if to_balance > 0 and not refund:
+        if to_balance - refundable > 0:  # what is not refunded becomes credit
             grant = CreditGrant.objects.create(
                 organization_id=invoice.organization_id,
                 currency=invoice.currency,
-                amount=to_balance,
-                remaining=to_balance,
+                amount=to_balance - refundable,
+                remaining=to_balance - refundable,
                 reason=f"Credit note on invoice {invoice.number}",
             )
         note = CreditNote.objects.create(
@@ -680,12 +721,8 @@ def credit_note_create(
         invoice.save(update_fields=fields)
         if invoice.status == Invoice.Status.PAID:
             _after_settlement(invoice)
-        if refund and to_balance > 0:
-            from billing import payments
-
-            transaction.on_commit(
-                lambda: payments.credit_note_refund(actor=actor, credit_note=note)
-            )
+        if refundable > 0:
+            transaction.on_commit(lambda: _refund_or_credit(actor, note, refundable))
         audit_record(
             actor=actor,
             action="invoice.credit_note_issued",

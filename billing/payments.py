@@ -215,7 +215,9 @@ def _charge_result_apply(*, attempt_id, result: ChargeResult, now: datetime) -> 
             invoice.next_payment_attempt_at = None  # payment_intent.succeeded/failed decides
             invoice.save(update_fields=["stripe_payment_intent_id", "next_payment_attempt_at"])
         elif result.status == ChargeStatus.ERROR:
-            attempt.outcome = Outcome.FAILED
+            # No answer from Stripe: the charge may or may not have happened. The attempt
+            # stays pending, so the retry re-sends it under the same idempotency key and
+            # Stripe answers with the first PaymentIntent rather than charging twice.
             attempt.failure_code = result.failure_code
             attempt.failure_message = result.failure_message
             attempt.save()
@@ -507,9 +509,12 @@ def invoice_mark_paid(
     return invoice
 
 
-def credit_note_refund(*, actor: Actor, credit_note: CreditNote) -> str | None:
-    """Refunds a credit note's amount through Stripe when Stripe collected the invoice;
-    returns the refund id, or None when the amount was not collected by Stripe."""
+def credit_note_refund(
+    *, actor: Actor, credit_note: CreditNote, amount: Decimal | None = None
+) -> str | None:
+    """Refunds a credit note's amount (or `amount` of it) through Stripe when Stripe
+    collected the invoice; returns the refund id, or None when the amount was not collected
+    by Stripe."""
     invoice = credit_note.invoice
     payment = (
         invoice.attempts.filter(outcome=Outcome.SUCCEEDED)
@@ -519,7 +524,7 @@ def credit_note_refund(*, actor: Actor, credit_note: CreditNote) -> str | None:
     )
     if payment is None or credit_note.refunded:
         return None
-    amount = min(credit_note.amount, payment.amount)
+    amount = min(credit_note.amount if amount is None else amount, payment.amount)
     refund_id = stripe_api.refund_create(
         payment_intent_id=payment.stripe_payment_intent_id,
         amount=amount,
@@ -634,7 +639,7 @@ def payment_method_save(
         profile = (
             BillingProfile.objects.select_for_update().filter(organization=organization).first()
         )
-        if profile is None or profile.stripe_customer_id != customer_id:
+        if profile is None or not customer_id or profile.stripe_customer_id != customer_id:
             raise NotFound("No such Stripe customer.", code="stripe_customer_not_found")
         if profile.stripe_payment_method_id == payment_method_id:
             return False
@@ -748,6 +753,8 @@ def _on_payment_intent_failed(intent: dict, now: datetime) -> None:
 
 
 def _save_from_stripe(customer_id: str, payment_method_id: str) -> None:
+    if not customer_id:
+        return  # no customer on the event: it cannot be ours (and "" matches every org)
     profile = BillingProfile.objects.filter(stripe_customer_id=customer_id).first()
     if profile is None or not payment_method_id:
         return  # not a customer of this Tollgate

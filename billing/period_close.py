@@ -341,27 +341,26 @@ def finalize_chunk(invoice_ids, *, as_of: datetime | None = None, now: datetime 
             return []
         subscriptions = {invoice.subscription_id: invoice.subscription for invoice in invoices}
         bundle = _Bundle.load(list(subscriptions.values()), lock_grants=True)
-        # Two periods of one customer (a close that caught up) draw credit in turn.
+        # Two periods of one subscription (a close that caught up) are finalized in turn,
+        # each round saved before the next is priced: the later one then sees the credit
+        # the earlier drew and the late usage it already adjusted.
         by_org = defaultdict(list)
         for invoice in invoices:
             by_org[invoice.organization_id].append(invoice)
-        lines = {}
         for group in _rounds(by_org):
-            lines.update(_price_all(group, bundle, now))
+            lines = _price_all(group, bundle, now)
             for invoice in group:
                 _draw(bundle.grants[invoice.organization_id], invoice)
-        InvoiceLine.objects.filter(invoice__in=invoices).delete()
-        InvoiceLine.objects.bulk_create(
-            [line for invoice in invoices for line in lines[invoice.pk]]
-        )
+            InvoiceLine.objects.filter(invoice__in=group).delete()
+            InvoiceLine.objects.bulk_create([line for i in group for line in lines[i.pk]])
+            numbers = inv.reserve_numbers("INV", issued_at, len(group))
+            for invoice, number in zip(group, numbers, strict=True):
+                inv.mark_finalized(invoice, number, issued_at, bundle.profile(invoice.subscription))
+            Invoice.objects.bulk_update(group, inv.FINALIZED_FIELDS)
         changed_grants = [
             g for grants in bundle.grants.values() for g in grants if getattr(g, "_drawn", False)
         ]
         CreditGrant.objects.bulk_update(changed_grants, ["remaining"])
-        numbers = inv.reserve_numbers("INV", issued_at, len(invoices))
-        for invoice, number in zip(invoices, numbers, strict=True):
-            inv.mark_finalized(invoice, number, issued_at, bundle.profile(invoice.subscription))
-        Invoice.objects.bulk_update(invoices, inv.FINALIZED_FIELDS)
     return invoices
 
 

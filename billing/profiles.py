@@ -72,8 +72,12 @@ def validate_zone(name: str) -> str:
     return name
 
 
-def profile_update(*, actor: Actor, organization: Organization, **values) -> BillingProfile:
-    """Saves what the customer bills under. The time zone applies from the next period."""
+def profile_update(
+    *, actor: Actor, organization: Organization, values: dict | None = None, **fields
+) -> BillingProfile:
+    """Saves what the customer bills under (`values` as the API sends them, or keyword
+    fields). The time zone applies from the next period."""
+    values = {**(values or {}), **fields}
     unknown = set(values) - set(PROFILE_FIELDS)
     if unknown:
         raise InvalidInput(f"Unknown field '{sorted(unknown)[0]}'.", field=sorted(unknown)[0])

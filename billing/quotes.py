@@ -13,7 +13,7 @@ from decimal import Decimal
 from billing.catalog import charge_spec
 from billing.models import AddOn, Charge, Coupon, PlanVersion
 from billing.pricing.engine import ChargeLine, price_charge
-from billing.pricing.money import ZERO, format_exact, format_money, round_money
+from billing.pricing.money import ZERO, exact_context, format_exact, format_money, round_money
 
 HUNDRED = Decimal(100)
 
@@ -125,9 +125,12 @@ def _tax(tax: TaxSpec | None, taxable: Decimal, currency: str) -> Decimal:
     """Rounded once, half up, like every line. Inclusive: taxable x p / (100 + p)."""
     if tax is None or taxable <= 0 or not tax.percent:
         return round_money(ZERO, currency)
-    if tax.inclusive:
-        return round_money(taxable * tax.percent / (HUNDRED + tax.percent), currency)
-    return round_money(taxable * tax.percent / HUNDRED, currency)
+    with exact_context():  # exact until the one rounding
+        if tax.inclusive:
+            exact = taxable * tax.percent / (HUNDRED + tax.percent)
+        else:
+            exact = taxable * tax.percent / HUNDRED
+    return round_money(exact, currency)
 
 
 def _segment_lines(segment: Segment, currency: str, dated: bool) -> list[QuoteLine]:

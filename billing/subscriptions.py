@@ -398,12 +398,14 @@ def _segments(
     if phases is None:
         phases = active_phases(subscription, start, end)
     if phases and billable_from >= end:
+        # An empty window: nothing of the period is billable, so its lines have no usage
+        # (and no evidence) to re-read later.
         return [
             Segment(
                 version=phases[-1].plan_version,
                 usage={},
                 base_fee_share=ZERO,
-                starts_at=start,
+                starts_at=end,
                 ends_at=end,
             )
         ]

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -109,6 +110,19 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             detail="The request body is larger than this endpoint accepts.",
         )
         return Response(body, status=413, content_type=PROBLEM_CONTENT_TYPE)
+    if isinstance(exc, DataError):
+        # Input the database cannot store (a NUL character in text, a number out of a
+        # column's range) that no validation caught: the caller's error, not ours. The
+        # transaction is rolled back, so nothing was changed.
+        set_rollback()
+        body = problem_body(
+            status=400,
+            code="invalid_value",
+            title="The request is not valid",
+            detail="A value in the request cannot be stored (for example a NUL character "
+            "in text, or a number out of range).",
+        )
+        return Response(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

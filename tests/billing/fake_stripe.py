@@ -10,8 +10,10 @@ Payment methods behave like Stripe's test cards:
 - `pm_card_insufficientFunds`: 402 card_error, decline_code insufficient_funds;
 - `pm_processing` (fake-only): the PaymentIntent stays `processing` until a webhook says how
   it ended, like a bank debit.
-`outage = True` answers every request with 500 api_error; `charge_delay` (seconds) slows
-PaymentIntent creation down, to hold a charge in flight while a test races it.
+`outage = True` answers every request with 500 api_error; `lost_responses = n` processes the
+next n POSTs but answers them with 500, as when a response is lost on the network;
+`charge_delay` (seconds) slows PaymentIntent creation down, to hold a charge in flight while
+a test races it.
 """
 
 import hashlib
@@ -133,6 +135,7 @@ class FakeStripe:
             self.refunds: dict[str, dict] = {}
             self.idempotent: dict[str, tuple[dict, int, dict]] = {}
             self.outage = False
+            self.lost_responses = 0  # POSTs processed, then answered 500 (a lost response)
             self.charge_delay = 0.0
             self._ids = itertools.count(1)
 
@@ -200,6 +203,9 @@ class FakeStripe:
                         raise
                     if replay_key and method == "POST":
                         self.idempotent[replay_key] = (params, status, response)
+                if method == "POST" and self.lost_responses > 0:
+                    self.lost_responses -= 1
+                    raise _error(500, "api_error", "The response was lost on its way back.")
             except StripeApiError as error:
                 status, response = error.status, error.body
         payload = json.dumps(response).encode()

@@ -310,3 +310,53 @@ def test_invoice_endpoints_let_the_granting_scope_through(org, invoices, method,
         )
         response = _credential_call(bearer_client(token), method, path, body, invoices)
         assert response.status_code not in (401, 403, 404), (kind, response.content)
+
+
+# --- Bad input is a problem, never a 500, and changes nothing ----------------------------------
+NUL = "a\u0000b"
+
+
+@pytest.mark.parametrize(
+    "body", [{"actor": "x"}, {"organization": "x"}, {"legal_name": NUL}, {"values": {}}]
+)
+def test_billing_profile_refuses_odd_fields_and_nul_characters(api, org, body):
+    response = api.patch("/api/v1/billing-profile", body, format="json")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert not BillingProfile.objects.filter(organization=org).exists()
+
+
+def test_nul_characters_anywhere_are_problems(api, admin_api, invoices):
+    january = invoices[0]
+    before = list(Invoice.objects.values_list("pk", "amount_credited", "status"))
+    responses = [
+        admin_api.post(
+            f"/api/v1/invoices/{january.pk}/credit-notes",
+            {"amount": "1", "reason": NUL},
+            format="json",
+        ),
+        admin_api.get("/api/v1/invoices", {"customer": "ac\u0000me"}),
+        api.post("/api/v1/simulations", {"plan": "pro\u0000"}, format="json"),
+        admin_api.get("/api/v1/alerts", {"organization": "ac\u0000me"}),
+        api.post(
+            "/api/v1/alert-thresholds",
+            {"kind": "usage", "meter": "req\u0000", "value": "5"},
+            format="json",
+        ),
+    ]
+    for response in responses:
+        assert response.status_code in (400, 404), response.content
+        assert response["Content-Type"].startswith("application/problem+json")
+    assert list(Invoice.objects.values_list("pk", "amount_credited", "status")) == before
+
+
+def test_a_credit_note_that_rounds_to_nothing_is_refused(admin_api, invoices):
+    from billing.models import CreditNote
+
+    response = admin_api.post(
+        f"/api/v1/invoices/{invoices[0].pk}/credit-notes",
+        {"amount": "0.001", "reason": "rounding"},
+        format="json",
+    )
+    assert response.status_code == 400 and response.json()["code"] == "invalid_amount"
+    assert not CreditNote.objects.exists()

@@ -293,6 +293,33 @@ def test_late_usage_after_finalization_is_an_adjustment_on_the_next_invoice(org,
     assert not march.lines.filter(kind="adjustment").exists()
 
 
+def test_late_usage_is_adjusted_once_when_the_close_catches_up_on_missed_periods(
+    org, meters, settings
+):
+    subscribe(org, make_plan(), at(2026, 1, 1))
+    record(org, 600, at(2026, 1, 10))
+    billing_run(as_of=at(2026, 2, 1, 2))
+    record(org, 300, at(2026, 1, 20), ident="late-jan")
+    settings.USAGE_LATE_ARRIVAL_DAYS = 35  # the default: longer than February
+    # The workers were down: February and March close and finalize in one run.
+    finalized = billing_run(as_of=at(2026, 4, 1, 2)).finalized
+    assert len(finalized) == 2
+    [adjustment] = InvoiceLine.objects.filter(kind="adjustment")
+    assert adjustment.quantity == 300
+    assert adjustment.invoice.period_start == at(2026, 2, 1)
+
+
+def test_usage_during_a_trial_is_never_billed_later_as_late_usage(org, meters):
+    subscribe(org, make_plan(trial_days=40), at(2026, 1, 1))
+    record(org, 600, at(2026, 1, 10))  # inside the trial: free
+    [january] = billing_run(as_of=at(2026, 2, 1, 2)).finalized
+    assert january.total == 0
+    [february] = billing_run(as_of=at(2026, 3, 1, 2)).finalized
+    assert not february.lines.filter(kind="adjustment").exists()
+    [usage] = usage_lines(january)
+    assert usage.quantity == 0 and usage.period_start == usage.period_end  # no evidence rows
+
+
 # --- Time zones ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "zone,calendar",

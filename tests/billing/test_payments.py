@@ -217,14 +217,37 @@ def test_a_stripe_outage_is_retried_soon_without_counting_against_the_customer(
     with django_capture_on_commit_callbacks(execute=True):
         attempt = payments.invoice_charge(invoice=invoice, now=now)
     invoice.refresh_from_db()
-    assert (attempt.outcome, attempt.failure_code) == ("failed", "processor_error")
+    # No answer: the charge may have happened, so the attempt stays open for a re-send.
+    assert (attempt.outcome, attempt.failure_code) == ("pending", "processor_error")
     assert invoice.payment_attempts == 0
     assert invoice.next_payment_attempt_at == now + payments.PROCESSOR_RETRY
     assert mail.outbox == []
     fake_stripe.outage = False
     assert payments.dunning_run(now=now + payments.PROCESSOR_RETRY) == 1
     invoice.refresh_from_db()
-    assert invoice.status == "paid" and invoice.attempts.count() == 2
+    assert invoice.status == "paid" and invoice.attempts.count() == 1
+
+
+def test_a_charge_whose_answer_was_lost_is_re_sent_under_the_same_key_not_charged_twice(
+    org, fake_stripe, make_open_invoice, django_capture_on_commit_callbacks
+):
+    card_on_file(org)
+    invoice = make_open_invoice(org)
+    # More lost answers than the library's own retries: Stripe charged, Tollgate never heard.
+    fake_stripe.lost_responses = 5
+    now = timezone.now()
+    attempt = payments.invoice_charge(invoice=invoice, now=now)
+    assert attempt.outcome == "pending" and len(fake_stripe.payment_intents) == 1
+    fake_stripe.lost_responses = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert payments.dunning_run(now=now + payments.PROCESSOR_RETRY) == 1
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and invoice.amount_paid == invoice.total
+    assert len(fake_stripe.payment_intents) == 1  # one charge, found again by its key
+    keys = {
+        r["idempotency_key"] for r in fake_stripe.requests if r["path"] == "/v1/payment_intents"
+    }
+    assert len(keys) == 1
 
 
 @pytest.mark.parametrize(
@@ -316,6 +339,48 @@ def test_a_credit_note_on_a_manual_payment_is_not_refunded_through_stripe(
     note = CreditNote.objects.create(invoice=invoice, number="CN-T-0002", amount=D("1"), reason="x")
     assert payments.credit_note_refund(actor=SYSTEM, credit_note=note) is None
     assert fake_stripe.refunds == {}
+
+
+def test_a_refund_stripe_refuses_becomes_credit_so_nothing_is_lost(
+    org, fake_stripe, make_open_invoice, django_capture_on_commit_callbacks
+):
+    from billing.invoicing import credit_note_create
+
+    card_on_file(org)
+    invoice = make_open_invoice(org, "49.00")
+    payments.on_invoice_finalized(invoice.pk)
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    fake_stripe.outage = True
+    with django_capture_on_commit_callbacks(execute=True):
+        note = credit_note_create(
+            actor=SYSTEM, invoice=invoice, amount=D("10.50"), reason="SLA", refund=True
+        )
+    note.refresh_from_db()
+    assert not note.refunded and note.credit_grant is not None
+    assert note.credit_grant.remaining == D("10.50")
+    assert AuditLogEntry.objects.filter(action="credit_note.refund_failed").count() == 1
+
+
+def test_a_refund_larger_than_the_stripe_payment_credits_the_rest(
+    org, fake_stripe, make_open_invoice, django_capture_on_commit_callbacks
+):
+    from billing.invoicing import credit_note_create
+
+    card_on_file(org)
+    invoice = make_open_invoice(org, "49.00")
+    payments.invoice_mark_paid(actor=SYSTEM, invoice=invoice, amount=D("19.00"))
+    payments.on_invoice_finalized(invoice.pk)  # Stripe collects the other 30.00
+    invoice.refresh_from_db()
+    assert invoice.status == "paid"
+    with django_capture_on_commit_callbacks(execute=True):
+        note = credit_note_create(
+            actor=SYSTEM, invoice=invoice, amount=D("40.00"), reason="x", refund=True
+        )
+    [refund] = fake_stripe.refunds.values()
+    assert refund["amount"] == 3000
+    note.refresh_from_db()
+    assert note.refunded and note.credit_grant.amount == D("10.00")
 
 
 # --- The portal's payment method box ------------------------------------------------------

@@ -214,6 +214,25 @@ def test_a_card_event_for_an_unknown_customer_is_ignored(client, org, fake_strip
     assert not BillingProfile.objects.filter(stripe_payment_method_id="pm_x").exists()
 
 
+def test_a_card_event_without_a_customer_touches_no_organization(client, org, fake_stripe):
+    # An org with a billing profile but no Stripe customer yet ("" in the column).
+    BillingProfile.objects.create(organization=org)
+    for event_type, data in (
+        (
+            "setup_intent.succeeded",
+            {
+                "id": "seti_3",
+                "object": "setup_intent",
+                "customer": None,
+                "payment_method": "pm_someone_else",
+                "status": "succeeded",
+            },
+        ),
+    ):
+        assert deliver(client, event(event_type, data)).status_code == 200
+    assert BillingProfile.objects.get(organization=org).stripe_payment_method_id == ""
+
+
 def test_unknown_event_types_are_stored_and_ignored(client, fake_stripe):
     body = event("customer.updated", {"id": "cus_1", "object": "customer"})
     assert deliver(client, body).status_code == 200
