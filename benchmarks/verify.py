@@ -1,7 +1,8 @@
 """Verify throughput and latency, side by side with the baseline a Django developer builds.
 
 Both servers run as `gunicorn <app> -w 2` (sync workers) on PostgreSQL and Redis and are
-loaded by `wrk -t2 -c16 -d10s` (Debian's wrk) on this machine:
+loaded by `wrk -t2 -c16 -d10s` (Debian's wrk) on this machine (`--workers`/`--threads`
+change both servers alike, for exploring):
 - Tollgate: POST /api/v1/verify with an operator token, a live key, a real endpoint.
 - Baseline: a DRF view protected by djangorestframework-api-key's HasAPIKey plus
   django-ratelimit on Redis (benchmarks/baseline/).
@@ -125,6 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    # The issue's set-up: two sync workers for both servers.
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="> 1: gthread workers (keep-alive)")
     args = parser.parse_args()
 
     env = bench_env(TOLLGATE_DB)
@@ -155,7 +159,7 @@ def main() -> None:
     ).stdout.split()[-1]
 
     body = {"key": raw_key, "method": "GET", "path": "/v1/documents/42"}
-    with gunicorn(env, workers=2) as port:
+    with gunicorn(env, workers=args.workers, threads=args.threads) as port:
         tollgate = wrk(
             port,
             "/api/v1/verify",
@@ -164,7 +168,9 @@ def main() -> None:
             args.duration,
             args.connections,
         )
-    with gunicorn(baseline_env, workers=2, app="benchmarks.baseline.wsgi") as port:
+    with gunicorn(
+        baseline_env, workers=args.workers, threads=args.threads, app="benchmarks.baseline.wsgi"
+    ) as port:
         baseline = wrk(
             port,
             "/protected",
@@ -178,7 +184,8 @@ def main() -> None:
         "verify",
         {
             "setup": {
-                "server": "gunicorn -w 2 (sync)",
+                "server": f"gunicorn -w {args.workers} "
+                + (f"--threads {args.threads} (gthread)" if args.threads > 1 else "(sync)"),
                 "load": f"wrk -t2 -c{args.connections} -d{args.duration}s, after a 3 s warm-up",
                 "database": "PostgreSQL",
                 "cache": "Redis",
