@@ -104,3 +104,20 @@ def test_the_same_script_runs_on_the_embedded_in_process_redis():
     limiter = RateLimiter(fakeredis.FakeRedis(server=fakeredis.FakeServer()))
     limit = Limit(key=fresh_key(), limit=3, window_seconds=60)
     assert [limiter.check([limit]).allowed for _ in range(4)] == [True, True, True, False]
+
+
+def test_the_gates_own_connection_survives_a_script_flush_and_a_dropped_socket():
+    """The direct EVALSHA path on the gate's connection falls back to redis-py, which loads
+    the script again (a Redis restart forgets scripts) or reconnects."""
+    from common.redis import new_dedicated_redis
+
+    client = new_dedicated_redis()
+    gate_limiter = RateLimiter(client)
+    limit = Limit(fresh_key("flush"), limit=3, window_seconds=60)
+    assert gate_limiter.check([limit]).allowed  # first call: the script is loaded
+    client.script_flush()
+    assert gate_limiter.check([limit]).allowed
+    client.connection.disconnect()  # as if the server closed it
+    assert gate_limiter.check([limit]).allowed
+    decision = gate_limiter.check([limit])
+    assert not decision.allowed  # the three calls above were each counted once
