@@ -4,9 +4,10 @@ soft-quota crossings, and the e-mails they send.
 A threshold fires at most once per billing period: the firing row is unique on
 (organization, key, period start), so two workers that cross it at the same moment insert
 one row between them; the loser's insert fails inside its own savepoint and sends nothing.
-E-mail leaves after the firing commits (billing.notifications). Webhook events for firings
-arrive with the webhooks issue; they will be emitted here, from the firing, not from the
-gate's stream, so each is sent once.
+E-mail leaves after the firing commits (billing.notifications). The `usage.threshold_reached`
+event is written with the firing, not from the gate's stream, so each is sent once; a hard
+quota's first refusal in a period, which the gate reports on the same stream, becomes a
+`quota.exhausted` event (once per meter and period).
 """
 
 import logging
@@ -25,10 +26,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import subscriptions as subs
+from billing import webhook_events
 from billing.ingest.validation import MAX_QUANTITY
 from billing.models import QUANTITY_DECIMALS, AlertFiring, AlertThreshold, Meter, Subscription
 from billing.notifications import notify_billing_contacts
-from billing.pricing.money import ZERO
+from billing.pricing.money import ZERO, format_exact
 from billing.profiles import billing_zone
 from billing.selectors import UsageFilter, usage_aggregate
 from billing.templatetags.billing_tags import format_amount, format_quantity
@@ -36,6 +38,9 @@ from common.errors import Conflict, InvalidInput, PermissionDenied
 from common.lookups import get_or_not_found
 from portal.audit import Actor, audit_record
 from portal.models import Organization
+from webhooks.catalog import timestamp
+from webhooks.models import Event
+from webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -225,9 +230,11 @@ def _record_firing(
     threshold: AlertThreshold | None,
     now: datetime,
     email: tuple[str, str, dict],
+    currency: str | None = None,
 ) -> AlertFiring | None:
-    """Inserts the firing and queues its e-mail in one savepoint; None if this period's
-    firing of `key` exists already (possibly inserted a moment ago by another worker)."""
+    """Inserts the firing and queues its e-mail and its `usage.threshold_reached` event in
+    one savepoint; None if this period's firing of `key` exists already (possibly inserted
+    a moment ago by another worker)."""
     subject, template, context = email
     try:
         with transaction.atomic():
@@ -247,6 +254,15 @@ def _record_firing(
                 subject=subject,
                 template=template,
                 context={**context, "firing": firing, "alerts_url": alerts_url(organization)},
+            )
+            emit(
+                organization=organization,
+                type="usage.threshold_reached",
+                data=webhook_events.firing_data(
+                    firing,
+                    kind=threshold.kind if threshold is not None else "usage",  # soft quota
+                    currency=currency,
+                ),
             )
     except IntegrityError:
         return None
@@ -337,6 +353,7 @@ def alerts_check(*, organization: Organization, now: datetime | None = None) -> 
             limit=threshold.value,
             threshold=threshold,
             now=now,
+            currency=currency if threshold.kind == AlertThreshold.Kind.SPEND else None,
             email=(
                 subject,
                 "billing/email/alert_threshold.txt",
@@ -408,6 +425,42 @@ def soft_quota_crossing_record(
     )
 
 
+def hard_quota_exhaustion_record(
+    *,
+    organization_id,
+    meter_code: str,
+    period_start: datetime,
+    period_end: datetime,
+    limit: Decimal,
+    used: Decimal,
+    exhausted_at: datetime,
+) -> bool:
+    """A hard quota the gate started refusing calls at: a `quota.exhausted` event, once per
+    meter and period (the gate reports it once; a repeated report, e.g. after Redis lost
+    the gate's flag, finds the event under the org's row lock). False when it was known."""
+    data = {
+        "meter": meter_code,
+        "limit": format_exact(limit),
+        "used": format_exact(used),
+        "period_start": timestamp(period_start),
+        "period_end": timestamp(period_end),
+        "exhausted_at": timestamp(exhausted_at),
+    }
+    with transaction.atomic():
+        organization = Organization.objects.select_for_update().filter(pk=organization_id).first()
+        if organization is None or (
+            Event.objects.filter(
+                organization=organization,
+                type="quota.exhausted",
+                payload__data__meter=meter_code,
+                payload__data__period_start=data["period_start"],
+            ).exists()
+        ):
+            return False
+        emit(organization=organization, type="quota.exhausted", data=data)
+    return True
+
+
 def _ensure_group(client: redis.Redis) -> None:
     try:
         client.xgroup_create(QUOTA_CROSSINGS_STREAM, QUOTA_CROSSINGS_GROUP, id="0", mkstream=True)
@@ -432,6 +485,27 @@ def _handle_crossing(fields: dict) -> None:
             raise ValueError("incomplete entry")
     except (ValueError, ArithmeticError):
         logger.warning("dropping a malformed quota crossing: %r", fields)
+        return
+    if _field(fields, "behaviour") == "hard":
+        # A hard quota's first refusal this period (keys/gate.py, on the deny path only).
+        try:
+            period_end = datetime.fromisoformat(_field(fields, "period_end"))
+            used = Decimal(_field(fields, "used"))
+            exhausted_at = datetime.fromisoformat(_field(fields, "at"))
+            if not used.is_finite() or None in (period_end.tzinfo, exhausted_at.tzinfo):
+                raise ValueError("incomplete entry")
+        except (ValueError, ArithmeticError):
+            logger.warning("dropping a malformed quota exhaustion: %r", fields)
+            return
+        hard_quota_exhaustion_record(
+            organization_id=organization_id,
+            meter_code=meter_code,
+            period_start=period_start,
+            period_end=period_end,
+            limit=limit,
+            used=used,
+            exhausted_at=exhausted_at,
+        )
         return
     soft_quota_crossing_record(
         organization_id=organization_id,

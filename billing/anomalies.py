@@ -26,12 +26,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing import webhook_events
 from billing.alerts import alerts_url
 from billing.models import Meter, UsageAnomaly, UsageRollup
 from billing.notifications import notify_billing_contacts
 from billing.selectors import UsageFilter, usage_aggregate
 from billing.templatetags.billing_tags import format_quantity
 from portal.models import Organization
+from webhooks.services import emit
 
 WINDOW_DAYS = 28
 MIN_HISTORY_DAYS = 7
@@ -199,6 +201,11 @@ def anomalies_detect(*, day: date, now: datetime | None = None) -> list[UsageAno
                     score=assessment.score,
                     explanation=explanation(meter, day, assessment),
                     detected_at=now,
+                )
+                emit(
+                    organization=organization_id,
+                    type="usage.anomaly_detected",
+                    data=webhook_events.anomaly_data(anomaly),
                 )
         except IntegrityError:
             continue  # another run recorded it a moment ago

@@ -533,6 +533,22 @@ def mark_finalized(invoice: Invoice, number: str, issued_at: datetime, profile) 
             "status": invoice.status,
         },
     )
+    # The events (outbox rows) commit or roll back with the chunk's finalization; one
+    # insert per event, plus one per subscribed endpoint.
+    from billing import webhook_events
+    from webhooks.services import emit
+
+    emit(
+        organization=invoice.organization_id,
+        type="invoice.finalized",
+        data=webhook_events.invoice_finalized_data(invoice),
+    )
+    if invoice.status == Invoice.Status.PAID:
+        emit(
+            organization=invoice.organization_id,
+            type="invoice.paid",
+            data=webhook_events.invoice_paid_data(invoice),
+        )
     if invoice.status == Invoice.Status.OPEN:
         from billing import payments
 

@@ -29,7 +29,7 @@ from django.db.models import F, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import stripe_api
+from billing import stripe_api, webhook_events
 from billing.models import BillingProfile, CreditNote, Invoice, PaymentAttempt, StripeEvent
 from billing.notifications import billing_contacts, notify_billing_contacts
 from billing.pricing.money import format_money
@@ -40,6 +40,8 @@ from common.orgflags import PAYMENT_PAST_DUE, flag_clear, flag_set
 from common.redis import get_redis
 from portal.audit import Actor, audit_record
 from portal.models import Organization
+from webhooks.catalog import timestamp
+from webhooks.services import emit
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +305,12 @@ def _apply_payment(
             **(changes or {}),
         },
     )
+    if invoice.status == Invoice.Status.PAID and before != Invoice.Status.PAID:
+        emit(
+            organization=invoice.organization_id,
+            type="invoice.paid",
+            data=webhook_events.invoice_paid_data(invoice),
+        )
     if amount > 0:
         _notify(
             invoice,
@@ -352,6 +360,17 @@ def _record_failure(
             if invoice.next_payment_attempt_at
             else None,
         },
+    )
+    emit(
+        organization=invoice.organization_id,
+        type="invoice.payment_failed",
+        data=webhook_events.invoice_data(
+            invoice,
+            attempt=attempt.number,
+            failure_code=attempt.failure_code,
+            failure_message=attempt.failure_message,
+            next_payment_attempt_at=timestamp(invoice.next_payment_attempt_at),
+        ),
     )
     if invoice.next_payment_attempt_at is not None:
         _notify(

@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from billing import entitlements
+from billing import webhook_events as events
 from billing.models import (
     AddOn,
     Coupon,
@@ -39,6 +40,8 @@ from common.orgflags import SPEND_CAP_REACHED, flag_clear, flag_set
 from common.redis import get_redis
 from portal.audit import Actor, audit_record
 from portal.models import Organization
+from webhooks.catalog import timestamp
+from webhooks.services import emit
 
 ADDITIVE = (Meter.Aggregation.COUNT, Meter.Aggregation.SUM)
 
@@ -224,6 +227,13 @@ def subscription_subscribe(
                 "coupon": coupon.code if coupon else None,
             },
         )
+        emit(
+            organization=organization,
+            type="subscription.created",
+            data=events.subscription_data(
+                subscription, version, coupon=coupon.code if coupon else None
+            ),
+        )
         entitlements.invalidate(organization.id)
     return subscription
 
@@ -266,6 +276,17 @@ def subscription_change_plan(
                 "at": now.isoformat(),
             },
         )
+        emit(
+            organization=subscription.organization_id,
+            type="subscription.updated",
+            data=events.subscription_data(
+                subscription,
+                version,
+                change="plan_changed",
+                effective_at=timestamp(now),
+                previous=events.plan_reference(running.plan_version) if running else None,
+            ),
+        )
         entitlements.invalidate(subscription.organization_id)
     return subscription
 
@@ -284,7 +305,25 @@ def subscription_cancel(*, actor: Actor, subscription: Subscription) -> Subscrip
                 target=subscription,
                 changes={"at": subscription.current_period_end.isoformat()},
             )
+            emit(
+                organization=subscription.organization_id,
+                type="subscription.updated",
+                data=events.subscription_data(
+                    subscription,
+                    _version_in_force(subscription),
+                    change="cancel_scheduled",
+                    effective_at=timestamp(subscription.current_period_end),
+                ),
+            )
     return subscription
+
+
+def _version_in_force(subscription: Subscription) -> PlanVersion:
+    """For event data: the version in force now, else the latest phase's."""
+    phase = phase_at(subscription, timezone.now()) or (
+        subscription.phases.select_related("plan_version__plan").order_by("-starts_at").first()
+    )
+    return phase.plan_version
 
 
 def subscription_add_addon(
@@ -310,6 +349,17 @@ def subscription_add_addon(
             organization=subscription.organization,
             target=item,
             changes={"addon": addon.code, "quantity": quantity},
+        )
+        emit(
+            organization=subscription.organization_id,
+            type="subscription.updated",
+            data=events.subscription_data(
+                subscription,
+                phase.plan_version if phase is not None else _version_in_force(subscription),
+                change="addon_added",
+                effective_at=timestamp(item.added_at),
+                addon={"code": addon.code, "quantity": quantity},
+            ),
         )
         entitlements.invalidate(subscription.organization_id)
     return item
@@ -351,6 +401,17 @@ def plan_migrate_subscribers(*, actor: Actor, version: PlanVersion) -> int:
                 organization=subscription.organization,
                 target=subscription,
                 changes={"to": str(version), "at": at.isoformat()},
+            )
+            emit(
+                organization=subscription.organization_id,
+                type="subscription.updated",
+                data=events.subscription_data(
+                    subscription,
+                    _version_in_force(subscription),
+                    change="migration_scheduled",
+                    effective_at=timestamp(at),
+                    next=events.plan_reference(version),
+                ),
             )
             count += 1
     return count

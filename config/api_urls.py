@@ -8,6 +8,8 @@ from billing import api as billing_api
 from keys import api as keys_api
 from keys import gate_api
 from portal import api as portal_api
+from webhooks import api as webhooks_api
+from webhooks import catalog_api
 
 urlpatterns = [
     path("health", portal_api.HealthApi.as_view(), name="health"),
@@ -90,7 +92,55 @@ urlpatterns = [
     ),
     path("alerts", alerts_api.AlertFiringListApi.as_view(), name="alerts"),
     path("simulations", alerts_api.SimulationsApi.as_view(), name="simulations"),
+    path(
+        "webhook-endpoints",
+        webhooks_api.WebhookEndpointListApi.as_view(),
+        name="webhook-endpoints",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>",
+        webhooks_api.WebhookEndpointDetailApi.as_view(),
+        name="webhook-endpoint",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>/disable",
+        webhooks_api.WebhookEndpointDisableApi.as_view(),
+        name="webhook-endpoint-disable",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>/enable",
+        webhooks_api.WebhookEndpointEnableApi.as_view(),
+        name="webhook-endpoint-enable",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>/rotate-secret",
+        webhooks_api.WebhookEndpointRotateSecretApi.as_view(),
+        name="webhook-endpoint-rotate-secret",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>/test",
+        webhooks_api.WebhookEndpointTestApi.as_view(),
+        name="webhook-endpoint-test",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>/attempts",
+        webhooks_api.WebhookEndpointAttemptListApi.as_view(),
+        name="webhook-endpoint-attempts",
+    ),
+    path(
+        "webhook-endpoints/<str:endpoint_id>/replay",
+        webhooks_api.WebhookEndpointReplayApi.as_view(),
+        name="webhook-endpoint-replay",
+    ),
+    path("events", webhooks_api.EventListApi.as_view(), name="events"),
+    path(
+        "events/<str:event_id>/redeliver",
+        webhooks_api.EventRedeliverApi.as_view(),
+        name="event-redeliver",
+    ),
     path("audit-log", portal_api.AuditLogApi.as_view(), name="audit-log"),
+    path("event-types", catalog_api.EventTypeListApi.as_view(), name="event-types"),
+    path("asyncapi.json", catalog_api.AsyncApiDocumentApi.as_view(), name="asyncapi"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path(

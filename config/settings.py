@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "portal",
     "keys",
     "billing",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -179,7 +180,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.run_dunning",
         "schedule": 60.0,
     },
+    # HOOK-4: queues due webhook retries, lost messages and deliveries of dead workers.
+    "sweep-webhook-deliveries": {
+        "task": "webhooks.tasks.sweep_deliveries",
+        "schedule": 5.0,
+    },
 }
+
+# --- Webhook delivery (docs/webhooks.md) --------------------------------------------------
+# Private and loopback targets (and plain http to them) only for development and tests.
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", default=False)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("WEBHOOKS_TIMEOUT_SECONDS", default=15.0)
+# A worker holds a delivery this long per attempt; the sweeper then gives it to another.
+WEBHOOKS_LEASE_SECONDS = env.float("WEBHOOKS_LEASE_SECONDS", default=60.0)
+# A queued message holds its delivery this long; if the broker lost it, it is queued again.
+WEBHOOKS_QUEUE_LEASE_SECONDS = env.float("WEBHOOKS_QUEUE_LEASE_SECONDS", default=120.0)
+# Attempts in flight per endpoint in one worker process (a slow endpoint keeps to these).
+WEBHOOKS_ENDPOINT_CONCURRENCY = env.int("WEBHOOKS_ENDPOINT_CONCURRENCY", default=8)
+# Threads per worker process that send requests (they never touch the database).
+WEBHOOKS_HTTP_THREADS = env.int("WEBHOOKS_HTTP_THREADS", default=32)
+WEBHOOKS_DISABLE_AFTER_DAYS = env.float("WEBHOOKS_DISABLE_AFTER_DAYS", default=5.0)
 
 # --- Auth and accounts -------------------------------------------------------------------
 AUTH_USER_MODEL = "portal.User"
@@ -267,6 +287,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "KeyEnvironmentEnum": "keys.models.ApiKey.Environment",
         "KeyStatusEnum": "keys.models.ApiKey.Status",
+        "WebhookEndpointStatusEnum": "webhooks.models.WebhookEndpoint.Status",
     },
 }
 

@@ -11,6 +11,8 @@ urlpatterns = [
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
     path("o/<slug:slug>/usage/", include("billing.urls")),
     path("o/<slug:slug>/billing/", include("billing.billing_urls")),
+    path("o/<slug:slug>/webhooks/", include("webhooks.urls")),
+    path("o/<slug:slug>/webhooks/catalog/", include("webhooks.catalog_urls")),
     path("pricing", pricing_views.pricing, name="pricing"),
     path("webhooks/stripe/", stripe_views.stripe_webhook, name="stripe_webhook"),
     path("", include("portal.urls")),

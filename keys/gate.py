@@ -31,16 +31,24 @@ from common.orgflags import PAYMENT_PAST_DUE, SPEND_CAP_REACHED, FlagCache
 from common.request_id import new_request_id
 from keys.blocklist import BlockList
 from keys.format import key_is_well_formed
-from keys.gate_usage import call_events, ensure_registered, record_call, record_crossing
+from keys.gate_usage import (
+    CROSSINGS_KEY,
+    call_events,
+    ensure_registered,
+    record_call,
+    record_crossing,
+)
 from keys.keycache import CachedKey, KeyCache
 from keys.models import ApiKey, ApiVersion, Block, Endpoint
-from keys.quota import Quota, QuotaCounter, QuotaDecision, quota_key
+from keys.quota import Quota, QuotaCounter, QuotaDecision, QuotaState, quota_key
 from keys.ratelimit import Limit, LimitDecision, RateLimiter, limit_key
 from keys.routing import Router, without_base_path
 from keys.selectors import ip_in_cidrs
 from portal.audit import Actor
 
 CATALOG_REFRESH_SECONDS = 5.0
+# Hard quotas this process has reported exhausted (flag keys): later refusals cost nothing.
+_exhaustions_reported: set[str] = set()
 # Denials that count towards an automatic block: the key is known and its client keeps
 # calling what it may not (revoked, expired and already blocked keys are not counted).
 COUNTED_DENIALS = frozenset(
@@ -289,6 +297,36 @@ class Gate:
                 expires_at=timezone.now() + timedelta(seconds=settings.GATE_AUTO_BLOCK_SECONDS),
             )
 
+    def _report_exhaustion(
+        self, key: CachedKey, state: QuotaState, start: datetime, end: datetime, now: datetime
+    ) -> None:
+        """A hard quota's first refusal in a period goes on the crossings stream (billing
+        emits `quota.exhausted`). Deny path only: the process remembers what it reported,
+        and a SET NX shared by all gates keeps it to one entry per quota and period."""
+        flag = (
+            f"tg:quota-exhausted:{{{key.organization_id}}}:{state.quota.meter}:"
+            f"{int(start.timestamp())}:{state.quota.limit}"
+        )
+        if flag in _exhaustions_reported:
+            return
+        if len(_exhaustions_reported) > 100_000:
+            _exhaustions_reported.clear()
+        _exhaustions_reported.add(flag)
+        if self.redis.set(flag, 1, nx=True, ex=40 * 24 * 3600):
+            self.redis.xadd(
+                CROSSINGS_KEY,
+                {
+                    "organization": key.organization_id,
+                    "meter": state.quota.meter,
+                    "behaviour": "hard",
+                    "period_start": start.isoformat(),
+                    "period_end": end.isoformat(),
+                    "limit": str(state.quota.limit),
+                    "used": str(state.before),
+                    "at": now.isoformat(),
+                },
+            )
+
     def _decide(self, inp: VerifyInput, now: datetime | None) -> Decision:
         if not key_is_well_formed(inp.key or ""):
             return Decision(False, "key_malformed")
@@ -326,7 +364,7 @@ class Gate:
         # Sandbox traffic never counts against live quotas; no quotas, no period to work out.
         quotas, start = [], None
         if key.environment == "live" and entitlements.get("quotas"):
-            start, _end = current_period(entitlements, moment)
+            start, end = current_period(entitlements, moment)
             quotas = quotas_for(key, endpoint, entitlements, start)
         # The call's usage rides in the last script of the decision: one round trip.
         events = call_events(
@@ -351,6 +389,8 @@ class Gate:
                 usage=usage,
             )
             if not quota.allowed:
+                if quota.denied_by.remaining == 0:  # used up, not just too small for this cost
+                    self._report_exhaustion(key, quota.denied_by, start, end, moment)
                 return Decision(
                     False, "quota_exhausted", key, endpoint, entitlements, limits, ratelimit, quota
                 )

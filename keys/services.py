@@ -16,6 +16,8 @@ from keys.models import ApiKey, ApiProduct, ApiVersion, Block, Endpoint
 from keys.openapi import default_group, parse_openapi
 from portal.audit import Actor, audit_record
 from portal.models import Project
+from webhooks.catalog import timestamp
+from webhooks.services import emit
 
 SCOPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
 MAX_SCOPES = 50
@@ -87,6 +89,18 @@ def _public_fields(key: ApiKey) -> dict:
     }
 
 
+def _event_data(key: ApiKey, **extra) -> dict:
+    """A key as webhook events describe it: the prefix, never the secret."""
+    return {
+        "id": str(key.id),
+        "name": key.name,
+        "prefix": key.prefix,
+        "environment": key.environment,
+        "project": str(key.project_id),
+        **extra,
+    }
+
+
 def key_create(
     *,
     actor: Actor,
@@ -122,6 +136,18 @@ def key_create(
             organization=project.organization,
             target=key,
             changes=_public_fields(key),
+        )
+        emit(
+            organization=key.organization_id,
+            type="key.created",
+            environment=key.environment,
+            data=_event_data(
+                key,
+                scopes=key.scopes,
+                allowed_cidrs=key.allowed_cidrs,
+                expires_at=timestamp(key.expires_at),
+                created_at=timestamp(key.created_at),
+            ),
         )
     return key, raw_key
 
@@ -182,6 +208,16 @@ def key_rotate(
                 "grace_ends_at": old.grace_ends_at.isoformat(),
             },
         )
+        emit(
+            organization=old.organization_id,
+            type="key.rotated",
+            environment=old.environment,
+            data=_event_data(
+                old,
+                new_key={"id": str(new.id), "prefix": new.prefix},
+                grace_ends_at=timestamp(old.grace_ends_at),
+            ),
+        )
     return new, raw_key
 
 
@@ -199,6 +235,12 @@ def key_revoke(*, actor: Actor, key: ApiKey) -> ApiKey:
                 organization=locked.organization,
                 target=locked,
                 changes={"prefix": locked.prefix},
+            )
+            emit(
+                organization=locked.organization_id,
+                type="key.revoked",
+                environment=locked.environment,
+                data=_event_data(locked, revoked_at=timestamp(locked.revoked_at)),
             )
     return locked
 

@@ -38,6 +38,8 @@ from tests.factories import (
     ProjectFactory,
 )
 from tests.keys.test_products import PRODUCT_ENDPOINT_PATHS
+from tests.webhooks.test_catalog import PUBLIC_CATALOG_PATHS
+from tests.webhooks.test_endpoints_api import WEBHOOK_ENDPOINTS
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -126,6 +128,8 @@ def test_every_routed_path_is_covered_by_these_tests():
     covered |= PRODUCT_ENDPOINT_PATHS
     covered |= {path for _method, path, _kinds, _body in ALERT_ENDPOINTS}
     covered |= {path for _method, path, _kinds, _body in INVOICE_ENDPOINTS}
+    covered |= PUBLIC_CATALOG_PATHS
+    covered |= {path for _method, path, _kinds, _body in WEBHOOK_ENDPOINTS}
     assert routed == covered
 
 
