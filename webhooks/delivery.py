@@ -32,6 +32,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from portal.audit import Actor, audit_record
 from portal.models import Membership
 from webhooks import secrets, signing
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
@@ -632,8 +633,15 @@ def endpoint_disable(*, endpoint_id, reason: str, now: datetime, notify: bool) -
             last_error="endpoint_disabled",
             finished_at=now,
         )
+        endpoint = WebhookEndpoint.objects.select_related("organization").get(pk=endpoint_id)
+        audit_record(
+            actor=Actor.system("webhooks"),
+            action="webhook_endpoint.disabled",
+            organization=endpoint.organization,
+            target=endpoint,
+            changes={"reason": reason[:200], "automatic": True},
+        )
         if notify:
-            endpoint = WebhookEndpoint.objects.select_related("organization").get(pk=endpoint_id)
             _notify_disabled(endpoint)
     logger.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)
     return True

@@ -186,6 +186,10 @@ def test_endpoint_failing_for_five_days_is_disabled_and_owners_and_admins_are_to
     [mail] = mailoutbox
     assert sorted(mail.to) == sorted([owner.email, admin.email])
     assert endpoint.url in mail.body and "5" in mail.body
+    from portal.models import AuditLogEntry
+
+    entry = AuditLogEntry.objects.get(action="webhook_endpoint.disabled")
+    assert entry.organization_id == org.id and entry.changes["automatic"] is True
 
 
 def test_success_clears_failing_since(endpoint, receiver, emit_ping):
