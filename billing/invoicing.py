@@ -734,6 +734,14 @@ def credit_note_create(
             invoice.paid_at = timezone.now()
             invoice.next_payment_attempt_at = None
             fields += ["status", "paid_at", "next_payment_attempt_at"]
+            from billing.webhook_events import invoice_paid_data
+            from webhooks.services import emit
+
+            emit(
+                organization=invoice.organization,
+                type="invoice.paid",
+                data=invoice_paid_data(invoice),
+            )
         invoice.save(update_fields=fields)
         if invoice.status == Invoice.Status.PAID:
             _after_settlement(invoice)

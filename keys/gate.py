@@ -13,12 +13,14 @@ Payment state and spend caps are flags that billing raises on the organization
 """
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import redis
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.utils import timezone
@@ -63,6 +65,8 @@ COUNTED_DENIALS = frozenset(
         "quota_exhausted",
     }
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -311,21 +315,29 @@ class Gate:
             return
         if len(_exhaustions_reported) > 100_000:
             _exhaustions_reported.clear()
+        try:
+            # The entry first, then the flag: a failure in between may report twice (the
+            # consumer de-duplicates), never zero times. A Redis error here never fails the
+            # decision, which is a denial either way.
+            if not self.redis.exists(flag):
+                self.redis.xadd(
+                    CROSSINGS_KEY,
+                    {
+                        "organization": key.organization_id,
+                        "meter": state.quota.meter,
+                        "behaviour": "hard",
+                        "period_start": start.isoformat(),
+                        "period_end": end.isoformat(),
+                        "limit": str(state.quota.limit),
+                        "used": str(state.before),
+                        "at": now.isoformat(),
+                    },
+                )
+                self.redis.set(flag, 1, ex=40 * 24 * 3600)
+        except redis.RedisError:
+            logger.exception("could not report the exhaustion of quota %s", flag)
+            return
         _exhaustions_reported.add(flag)
-        if self.redis.set(flag, 1, nx=True, ex=40 * 24 * 3600):
-            self.redis.xadd(
-                CROSSINGS_KEY,
-                {
-                    "organization": key.organization_id,
-                    "meter": state.quota.meter,
-                    "behaviour": "hard",
-                    "period_start": start.isoformat(),
-                    "period_end": end.isoformat(),
-                    "limit": str(state.quota.limit),
-                    "used": str(state.before),
-                    "at": now.isoformat(),
-                },
-            )
 
     def _decide(self, inp: VerifyInput, now: datetime | None) -> Decision:
         if not key_is_well_formed(inp.key or ""):

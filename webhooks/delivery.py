@@ -27,7 +27,7 @@ from email.utils import parsedate_to_datetime
 import urllib3
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -509,24 +509,45 @@ def _record(sent: list[_Sent], lease_until: datetime, *, now: datetime, trigger:
     """Writes the attempts of a batch, then each delivery's next state (successes in one
     statement per status code, failures one by one: they are the rare path)."""
     scheduled = trigger != "manual"
-    DeliveryAttempt.objects.bulk_create(
-        [
-            DeliveryAttempt(
-                delivery_id=item.delivery.pk,
-                endpoint_id=item.delivery.endpoint_id,
-                event_id=item.delivery.event_id,
-                attempted_at=now,
-                request_headers=item.headers,
-                status_code=item.response.status_code,
-                response_body=item.response.body,
-                duration_ms=item.duration_ms,
-                error=_error(item.response)[:500],
-                trigger="manual" if trigger == "manual" else "scheduled",
-            )
-            for item in sent
-        ]
-    )
     outcomes: dict[str, str] = {}
+    # Only what this worker still holds: a delivery whose lease ran out (a request slower than
+    # the lease) belongs to another worker now, and one whose endpoint was deleted is gone.
+    held = set(
+        Delivery.objects.filter(
+            pk__in=[item.delivery.pk for item in sent], lease_until=lease_until
+        ).values_list("pk", flat=True)
+    )
+    for item in sent:
+        if item.delivery.pk not in held:
+            outcomes[str(item.delivery.pk)] = "lease_lost"
+    sent = [item for item in sent if item.delivery.pk in held]
+    attempts = [
+        DeliveryAttempt(
+            delivery_id=item.delivery.pk,
+            endpoint_id=item.delivery.endpoint_id,
+            event_id=item.delivery.event_id,
+            attempted_at=now,
+            request_headers=item.headers,
+            status_code=item.response.status_code,
+            # PostgreSQL text cannot hold NUL: a receiver's odd body must not stop the batch.
+            response_body=item.response.body.replace("\x00", "\ufffd"),
+            duration_ms=item.duration_ms,
+            error=_error(item.response)[:500].replace("\x00", "\ufffd"),
+            trigger="manual" if trigger == "manual" else "scheduled",
+        )
+        for item in sent
+    ]
+    try:
+        with transaction.atomic():
+            DeliveryAttempt.objects.bulk_create(attempts)
+    except DatabaseError:
+        # One row the database refuses must not cost the others their record: row by row.
+        for row in attempts:
+            try:
+                with transaction.atomic():
+                    row.save(force_insert=True)
+            except DatabaseError:
+                logger.exception("could not record the attempt of delivery %s", row.delivery_id)
     succeeded: dict[int, list] = {}
     for item in sent:
         code = item.response.status_code

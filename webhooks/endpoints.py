@@ -200,7 +200,9 @@ def _public_fields(endpoint: WebhookEndpoint) -> dict:
 
 
 def _locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    return WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    # FOR NO KEY UPDATE: a change to the row must not hold up the commit of every event
+    # emitted to it (their foreign-key check takes FOR KEY SHARE, which this allows).
+    return WebhookEndpoint.objects.select_for_update(no_key=True).get(pk=endpoint.pk)
 
 
 def _nudge_on_commit(deliveries: list[Delivery], limit: int | None = None) -> None:

@@ -1,6 +1,6 @@
 """Writes for events and webhooks. `emit` is what the rest of Tollgate calls."""
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from portal.models import Organization
@@ -50,6 +50,7 @@ def emit(
             )
             if endpoint.wants(type)
         ]
+        endpoints = _held(endpoints)
         deliveries = Delivery.objects.bulk_create(
             [
                 Delivery(event=event, endpoint=endpoint, next_attempt_at=now)
@@ -78,3 +79,18 @@ def nudge(delivery_ids: list[str]) -> None:
             len(delivery_ids),
             exc_info=True,
         )
+
+
+def _held(endpoints: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
+    """Locks the endpoints against deletion until the caller commits (FOR KEY SHARE, which
+    blocks nothing else), and drops any deleted meanwhile: a delete racing an emit then
+    never fails the change the event belongs to at commit."""
+    if not endpoints or connection.vendor != "postgresql":
+        return endpoints
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM webhooks_webhookendpoint WHERE id = ANY(%s) FOR KEY SHARE",
+            [[endpoint.pk for endpoint in endpoints]],
+        )
+        alive = {row[0] for row in cursor.fetchall()}
+    return [endpoint for endpoint in endpoints if endpoint.pk in alive]

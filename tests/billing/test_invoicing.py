@@ -562,3 +562,13 @@ def test_pay_in_advance_bills_the_fee_at_the_start_and_each_next_fee_at_close(me
     kinds = {line.kind: line.amount for line in february.lines.all()}
     assert kinds["advance_applied"] == D("-10.00") and "base_fee_advance" not in kinds
     assert february.total == D("0.00")  # the last period was paid in advance; no usage
+
+
+def test_a_credit_note_that_settles_an_invoice_emits_invoice_paid(org, meters):
+    from webhooks.models import Event
+
+    subscribe(org, make_plan(), at(2026, 1, 15))
+    [invoice] = billing_run(as_of=at(2026, 2, 16)).finalized
+    credit_note_create(actor=SYSTEM, invoice=invoice, amount=invoice.total, reason="Goodwill")
+    [paid] = Event.objects.filter(organization=org, type="invoice.paid")
+    assert paid.payload["data"]["number"] == invoice.number

@@ -436,3 +436,37 @@ def test_an_unexpected_error_is_a_recorded_failure_not_a_stuck_lease(endpoint, r
     delivery = refreshed(delivery)
     assert delivery.lease_until is None and delivery.last_error == "internal_error: InvalidToken"
     assert receiver.received == []
+
+
+def test_a_nul_character_in_a_response_does_not_stop_the_batch(make_endpoint, receiver, emit_ping):
+    """PostgreSQL text refuses NUL: the body is stored with a replacement character, and the
+    other deliveries of the batch are recorded and settled as usual."""
+    from webhooks.delivery import attempt_many
+
+    for _ in range(2):
+        receiver.secrets.append(make_endpoint(receiver.url).secret)
+    receiver.reply(Reply(status=200, body=b"ok\x00"), Reply(status=200, body=b"fine"))
+    deliveries = emit_ping("nul")
+    outcomes = attempt_many([str(delivery.pk) for delivery in deliveries])
+    assert sorted(outcomes.values()) == [SUCCEEDED, SUCCEEDED]
+    assert {refreshed(d).status for d in deliveries} == {Delivery.Status.SUCCEEDED}
+    bodies = sorted(DeliveryAttempt.objects.values_list("response_body", flat=True))
+    assert bodies == ["fine", "ok\ufffd"]
+
+
+def test_a_result_arriving_after_the_lease_moved_on_is_not_recorded(endpoint, receiver, emit_ping):
+    """A request slower than the lease: the delivery belongs to another worker by then, so
+    the late result neither writes an attempt nor settles the delivery."""
+    from webhooks.delivery import _claim, _record, _send
+
+    [delivery] = emit_ping("slow")
+    now = timezone.now()
+    claimed, lease_until = _claim(
+        [str(delivery.pk)], now=now, trigger="scheduled", lease_token=None
+    )
+    sent = [_send(item, now) for item in claimed]
+    Delivery.objects.filter(pk=delivery.pk).update(lease_until=now + timedelta(minutes=9))
+    outcomes = _record(sent, lease_until, now=now, trigger="scheduled")
+    assert outcomes == {str(delivery.pk): "lease_lost"}
+    assert not DeliveryAttempt.objects.exists()
+    assert refreshed(delivery).status == Delivery.Status.PENDING
