@@ -73,6 +73,10 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointOutputSerializer):
         return self.context["secret"]
 
 
+# A response holding a signing secret must not be kept by any cache on the way.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
 def _with_secret(endpoint: WebhookEndpoint, secret: str) -> dict:
     return WebhookEndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
 
@@ -169,7 +173,11 @@ class WebhookEndpointListApi(OrgApiView):
         endpoint, secret = endpoints.webhook_endpoint_create(
             actor=self.actor, organization=self.organization, **data.validated_data
         )
-        return Response(_with_secret(endpoint, secret), status=status.HTTP_201_CREATED)
+        return Response(
+            _with_secret(endpoint, secret),
+            status=status.HTTP_201_CREATED,
+            headers=NO_STORE,
+        )
 
 
 class WebhookEndpointDetailApi(OrgApiView):
@@ -277,7 +285,7 @@ class WebhookEndpointRotateSecretApi(OrgApiView):
         endpoint, secret = endpoints.webhook_endpoint_rotate_secret(
             actor=self.actor, endpoint=endpoint
         )
-        return Response(_with_secret(endpoint, secret))
+        return Response(_with_secret(endpoint, secret), headers=NO_STORE)
 
 
 DELIVERY_QUEUED = inline_serializer(

@@ -67,7 +67,14 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+# Not global, though Python's flags let them through: IPv6 site-local (deprecated, but
+# routed inside some networks) and the IPv4 service-continuity prefix.
+NOT_PUBLIC = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("192.0.0.0/24"))
+
+
 def address_is_public(address: IPAddress) -> bool:
+    if any(address in network for network in NOT_PUBLIC if address.version == network.version):
+        return False
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
             return False

@@ -208,6 +208,7 @@ def test_creating_an_endpoint_returns_its_secret_once(api, org):
         format="json",
     )
     assert response.status_code == 201, response.content
+    assert response["Cache-Control"] == "no-store"  # it holds the secret
     body = response.json()
     assert_secret_format(body["secret"])
     endpoint = WebhookEndpoint.objects.get(pk=body["id"])
@@ -465,6 +466,7 @@ def test_rotation_keeps_the_previous_secret_signing_for_24_hours(api, hook):
     before = timezone.now()
     response = api.post(f"/api/v1/webhook-endpoints/{hook.pk}/rotate-secret", {}, format="json")
     assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
     body = response.json()
     assert_secret_format(body["secret"])
     assert body["secret"] != old_secret

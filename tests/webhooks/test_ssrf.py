@@ -56,6 +56,8 @@ def resolving_to(monkeypatch, *addresses: str) -> None:
         "::ffff:10.0.0.1",
         "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
         "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "fec0::1",  # IPv6 site-local
+        "192.0.0.8",  # IPv4 service continuity prefix
     ],
 )
 def test_non_public_addresses_are_refused(address):
