@@ -12,6 +12,7 @@ import socket
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -178,7 +179,12 @@ def _clean_reason(reason) -> str:
 
 
 def secret_fingerprint(endpoint: WebhookEndpoint) -> str:
-    return fingerprint(decrypt(endpoint.secret_encrypted))
+    """The secret's short label, or "unreadable" when it no longer decrypts (SECRET_KEY
+    changed): the endpoint then needs a rotation, and listing it must still work."""
+    try:
+        return fingerprint(decrypt(endpoint.secret_encrypted))
+    except InvalidToken:
+        return "unreadable"
 
 
 def previous_secret_expires_at(endpoint: WebhookEndpoint) -> datetime | None:

@@ -868,3 +868,15 @@ def test_concurrent_rotations_never_lose_a_secret_that_was_handed_out(org):
     hook.refresh_from_db()
     # The row lock orders the two: one secret is current, the other signs beside it.
     assert {decrypt(hook.secret_encrypted), decrypt(hook.previous_secret_encrypted)} == handed_out
+
+
+def test_an_endpoint_whose_secret_no_longer_decrypts_still_lists(api, hook):
+    """After a SECRET_KEY change the stored secret cannot be read: the endpoint is still
+    listed (fingerprint "unreadable") and can be given a new secret by rotation."""
+    WebhookEndpoint.objects.filter(pk=hook.pk).update(secret_encrypted="not-a-fernet-token")
+    listed = api.get("/api/v1/webhook-endpoints")
+    assert listed.status_code == 200
+    [item] = listed.json()["results"]
+    assert item["secret_fingerprint"] == "unreadable"
+    rotated = api.post(f"/api/v1/webhook-endpoints/{hook.pk}/rotate-secret", {}, format="json")
+    assert rotated.status_code == 200 and rotated.json()["secret"].startswith("whsec_")
