@@ -36,7 +36,7 @@ from portal.audit import Actor, audit_record
 from portal.models import Membership
 from webhooks import secrets, signing
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
-from webhooks.ssrf import TargetRefused, pools, target_check
+from webhooks.ssrf import TargetRefused, deadlines, pools, target_check
 
 logger = logging.getLogger(__name__)
 
@@ -268,6 +268,17 @@ class _Response:
 def _post(target, headers: dict[str, str], body: bytes) -> _Response:
     """One POST to the checked address: no redirects, no retries, bounded wait and body."""
     pool = pools.get(target)
+    deadlines.begin(timeout_seconds())
+    try:
+        result = _post_within_deadline(pool, target, headers, body)
+    finally:
+        cut = deadlines.end()
+    if cut and result.error:
+        return _Response(error=f"timeout: no complete answer within {timeout_seconds()} s")
+    return result
+
+
+def _post_within_deadline(pool, target, headers: dict[str, str], body: bytes) -> _Response:
     try:
         response = pool.urlopen(
             "POST",

@@ -16,9 +16,11 @@ Policy (docs/webhooks.md, "SSRF"):
   targets, over http too, in every environment; public targets in live still need https.
 """
 
+import contextlib
 import ipaddress
 import socket
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -178,6 +180,70 @@ def target_check(url: str, *, environment: str) -> Target:
     )
 
 
+class Deadlines:
+    """A hard limit on a whole request. urllib3's timeouts bound each socket operation, so a
+    receiver that drips its answer a byte at a time could hold a delivery thread (and the
+    delivery's lease) for ever; a watchdog thread shuts the socket of any request past its
+    deadline, and the blocked read fails at once."""
+
+    def __init__(self) -> None:
+        self._active: dict[int, list] = {}  # thread id -> [deadline, connection, expired]
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def begin(self, seconds: float) -> None:
+        with self._lock:
+            self._active[threading.get_ident()] = [time.monotonic() + seconds, None, False]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._watch, daemon=True)
+                self._thread.start()
+
+    def track(self, connection) -> None:
+        entry = self._active.get(threading.get_ident())
+        if entry is not None:
+            entry[1] = connection
+
+    def end(self) -> bool:
+        """Stops watching this thread's request; True when it was cut at its deadline."""
+        with self._lock:
+            entry = self._active.pop(threading.get_ident(), None)
+        return bool(entry and entry[2])
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.1)
+            now = time.monotonic()
+            with self._lock:
+                entries = list(self._active.values())
+            for entry in entries:
+                deadline, connection, expired = entry
+                sock = getattr(connection, "sock", None)
+                if not expired and now >= deadline and sock is not None:
+                    entry[2] = True
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+deadlines = Deadlines()
+
+
+class _Tracked:
+    """Pools that tell the watchdog which connection the current request uses."""
+
+    def _get_conn(self, timeout=None):
+        connection = super()._get_conn(timeout)
+        deadlines.track(connection)
+        return connection
+
+
+class _HTTPPool(_Tracked, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _HTTPSPool(_Tracked, urllib3.HTTPSConnectionPool):
+    pass
+
+
 class PinnedPools:
     """Connection pools keyed by (scheme, checked address, port, host name), so keep-alive
     connections are reused across deliveries without ever connecting anywhere unchecked.
@@ -198,7 +264,7 @@ class PinnedPools:
             # Keep-alive connections per endpoint: as many as attempts may be in flight.
             connections = int(getattr(settings, "WEBHOOKS_ENDPOINT_CONCURRENCY", 4))
             if target.scheme == "https":
-                pool = urllib3.HTTPSConnectionPool(
+                pool = _HTTPSPool(
                     target.address,
                     target.port,
                     maxsize=max(connections, 32),
@@ -209,7 +275,7 @@ class PinnedPools:
                     cert_reqs="CERT_REQUIRED",
                 )
             else:
-                pool = urllib3.HTTPConnectionPool(
+                pool = _HTTPPool(
                     target.address,
                     target.port,
                     maxsize=max(connections, 32),

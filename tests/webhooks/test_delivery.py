@@ -470,3 +470,45 @@ def test_a_result_arriving_after_the_lease_moved_on_is_not_recorded(endpoint, re
     assert outcomes == {str(delivery.pk): "lease_lost"}
     assert not DeliveryAttempt.objects.exists()
     assert refreshed(delivery).status == Delivery.Status.PENDING
+
+
+def test_a_receiver_dripping_its_answer_is_cut_at_the_timeout(settings, make_endpoint, emit_ping):
+    """urllib3 bounds each read; a receiver sending one byte every half second would never
+    trip that. The whole request is cut at WEBHOOKS_TIMEOUT_SECONDS, so the thread and the
+    delivery's lease are never held longer."""
+    import socket
+    import threading
+    import time
+
+    settings.WEBHOOKS_TIMEOUT_SECONDS = 1.5
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _ = server.accept()
+        connection.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
+            if stop.is_set():
+                break
+            try:
+                connection.send(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.5)
+        connection.close()
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    make_endpoint(f"http://127.0.0.1:{server.getsockname()[1]}/hooks")
+    [delivery] = emit_ping("drip")
+    started = time.monotonic()
+    outcome = attempt(delivery.pk)
+    elapsed = time.monotonic() - started
+    stop.set()
+    server.close()
+    assert outcome == RETRYING
+    [logged] = DeliveryAttempt.objects.filter(delivery=delivery)
+    assert logged.error.startswith("timeout")
+    assert elapsed < 5  # cut at 1.5 s (plus the watchdog's tick), not after 50 s of drip
