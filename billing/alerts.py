@@ -539,7 +539,13 @@ def quota_crossings_consume(client: redis.Redis, *, consumer: str | None = None)
             if fields is None:  # deleted while pending
                 client.xack(QUOTA_CROSSINGS_STREAM, QUOTA_CROSSINGS_GROUP, entry_id)
                 continue
-            _handle_crossing(fields)
+            try:
+                _handle_crossing(fields)
+            except Exception:
+                # Left pending (it is claimed and tried again later), never in the way of
+                # the entries behind it.
+                logger.exception("quota crossing %s could not be handled", entry_id)
+                continue
             client.xack(QUOTA_CROSSINGS_STREAM, QUOTA_CROSSINGS_GROUP, entry_id)
             client.xdel(QUOTA_CROSSINGS_STREAM, entry_id)
             handled += 1

@@ -324,6 +324,32 @@ def test_malformed_crossings_are_dropped(org, catalog):
     assert client.xlen(QUOTA_CROSSINGS_STREAM) == 0
 
 
+def test_a_crossing_that_fails_stays_pending_without_blocking_those_behind_it(org, catalog):
+    client = get_redis()
+    period_start = at(2026, 1, 1)
+    record(org, "requests", 5_000_100, at(2026, 1, 20))
+    # The database refuses this one (a NUL character), whatever the number of tries.
+    client.xadd(
+        CROSSINGS_KEY,
+        {
+            "organization": str(org.id),
+            "meter": "requ\x00ests",
+            "period_start": period_start.isoformat(),
+            "limit": "10",
+        },
+    )
+    record_crossing(
+        client,
+        organization_id=str(org.id),
+        meter="requests",
+        period_start=period_start,
+        limit=5_000_000,
+    )
+    assert quota_crossings_consume(client) == 1
+    assert AlertFiring.objects.filter(organization=org).count() == 1
+    assert client.xpending(QUOTA_CROSSINGS_STREAM, QUOTA_CROSSINGS_GROUP)["pending"] == 1
+
+
 def test_a_crossing_a_dead_worker_read_is_claimed_by_another(org, catalog, monkeypatch):
     client = get_redis()
     record_crossing(
