@@ -544,7 +544,7 @@ def _record(sent: list[_Sent], lease_until: datetime, *, now: datetime, trigger:
             response_body=item.response.body.replace("\x00", "\ufffd"),
             duration_ms=item.duration_ms,
             error=_error(item.response)[:500].replace("\x00", "\ufffd"),
-            trigger="manual" if trigger == "manual" else "scheduled",
+            trigger="manual" if trigger == "manual" or item.delivery.manual else "scheduled",
         )
         for item in sent
     ]

@@ -433,7 +433,9 @@ def webhook_endpoint_send_test(*, actor: Actor, endpoint: WebhookEndpoint) -> De
         endpoint = _locked(endpoint)
         _require_enabled(endpoint)
         event.save(force_insert=True)
-        delivery = Delivery.objects.create(event=event, endpoint=endpoint, next_attempt_at=now)
+        delivery = Delivery.objects.create(
+            event=event, endpoint=endpoint, next_attempt_at=now, manual=True
+        )
         audit_record(
             actor=actor,
             action="webhook_endpoint.test_sent",
@@ -487,7 +489,10 @@ def event_redeliver(
                 code="no_matching_endpoint",
             )
         deliveries = Delivery.objects.bulk_create(
-            [Delivery(event=event, endpoint=target, next_attempt_at=now) for target in targets]
+            [
+                Delivery(event=event, endpoint=target, next_attempt_at=now, manual=True)
+                for target in targets
+            ]
         )
         audit_record(
             actor=actor,
@@ -537,7 +542,7 @@ def webhook_endpoint_replay(*, actor: Actor, endpoint: WebhookEndpoint, since: d
         for start in range(0, len(event_ids), REPLAY_BATCH_SIZE):
             deliveries += Delivery.objects.bulk_create(
                 [
-                    Delivery(event_id=event_id, endpoint=endpoint, next_attempt_at=now)
+                    Delivery(event_id=event_id, endpoint=endpoint, next_attempt_at=now, manual=True)
                     for event_id in event_ids[start : start + REPLAY_BATCH_SIZE]
                 ]
             )

@@ -100,6 +100,8 @@ class Delivery(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # Asked for by a person (re-delivery, replay, test): its attempts are logged as manual.
+    manual = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     finished_at = models.DateTimeField(null=True, blank=True)
 

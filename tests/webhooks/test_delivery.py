@@ -512,3 +512,13 @@ def test_a_receiver_dripping_its_answer_is_cut_at_the_timeout(settings, make_end
     [logged] = DeliveryAttempt.objects.filter(delivery=delivery)
     assert logged.error.startswith("timeout")
     assert elapsed < 5  # cut at 1.5 s (plus the watchdog's tick), not after 50 s of drip
+
+
+def test_the_attempts_of_a_manual_delivery_are_logged_as_manual(endpoint, receiver, emit_ping):
+    [scheduled] = emit_ping("by the schedule")
+    [manual] = emit_ping("asked for")
+    Delivery.objects.filter(pk=manual.pk).update(manual=True)
+    attempt(scheduled.pk)
+    attempt(manual.pk)
+    triggers = dict(DeliveryAttempt.objects.values_list("delivery_id", "trigger"))
+    assert triggers == {scheduled.pk: "scheduled", manual.pk: "manual"}

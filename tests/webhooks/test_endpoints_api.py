@@ -551,6 +551,8 @@ def test_redelivery_sends_the_same_event_again_to_each_endpoint_that_wants_it(ap
     assert {delivery.endpoint_id for delivery in new} == {hook.pk, keys_too.pk}
     assert {row["id"] for row in body["deliveries"]} == {str(d.pk) for d in new}
     assert all(delivery.status == "pending" for delivery in new)
+    assert all(delivery.manual for delivery in new)  # logged as manual when attempted
+    assert not Delivery.objects.filter(pk__in=first, manual=True).exists()
     assert not Delivery.objects.filter(endpoint=invoices_only).exists()
     assert Event.objects.count() == 1  # no new event: the webhook-id stays the same
     assert AuditLogEntry.objects.get(action="event.redelivered").target_id == event.id
