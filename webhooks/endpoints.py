@@ -278,6 +278,15 @@ def webhook_endpoint_update(
         changed = {name: value for name, value in after.items() if before[name] != value}
         if changed:
             endpoint.save()
+            if "environment" in changed:
+                # Pending events of the other environment must not reach the URL now
+                # configured for this one.
+                Delivery.objects.filter(endpoint=endpoint, status=Delivery.Status.PENDING).update(
+                    status=Delivery.Status.FAILED,
+                    lease_until=None,
+                    last_error="environment_changed",
+                    finished_at=timezone.now(),
+                )
             audit_record(
                 actor=actor,
                 action="webhook_endpoint.updated",

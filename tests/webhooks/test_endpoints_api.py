@@ -882,3 +882,15 @@ def test_an_endpoint_whose_secret_no_longer_decrypts_still_lists(api, hook):
     assert item["secret_fingerprint"] == "unreadable"
     rotated = api.post(f"/api/v1/webhook-endpoints/{hook.pk}/rotate-secret", {}, format="json")
     assert rotated.status_code == 200 and rotated.json()["secret"].startswith("whsec_")
+
+
+def test_moving_an_endpoint_to_another_environment_fails_its_pending_deliveries(
+    api, org, hook, key_event
+):
+    [pending] = Delivery.objects.filter(endpoint=hook, status="pending")
+    response = api.patch(
+        f"/api/v1/webhook-endpoints/{hook.pk}", {"environment": "test"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    pending.refresh_from_db()
+    assert (pending.status, pending.last_error) == ("failed", "environment_changed")
