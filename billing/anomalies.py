@@ -226,19 +226,23 @@ def anomalies_detect(*, day: date, now: datetime | None = None) -> list[UsageAno
     return [anomaly for anomalies in found.values() for anomaly in anomalies]
 
 
+def period_days(start: datetime, end: datetime) -> tuple[date, date]:
+    """The first and last UTC days that overlap [start, end)."""
+    return start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
+
+
 def anomalies_for_period(
     organization_id, meter_code: str, start: datetime, end: datetime
 ) -> list[UsageAnomaly]:
     """The anomalies of a meter on days that overlap [start, end), oldest first: what an
     invoice's usage line for that period explains (see `anomaly_explanation`)."""
-    first_day = start.astimezone(UTC).date()
-    last_moment = (end - timedelta(microseconds=1)).astimezone(UTC)
+    first_day, last_day = period_days(start, end)
     return list(
         UsageAnomaly.objects.filter(
             organization_id=organization_id,
             meter__code=meter_code,
             day__gte=first_day,
-            day__lte=last_moment.date(),
+            day__lte=last_day,
         )
         .select_related("meter")
         .order_by("day")

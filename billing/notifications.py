@@ -5,23 +5,15 @@ people who can act on a bill. Mail leaves after the transaction that caused it c
 rolled-back change never sends a message.
 """
 
-from django.conf import settings
-from django.core.mail import send_mail
-from django.db import transaction
-from django.template.loader import render_to_string
-
-from portal.models import Membership, Organization
+from portal.models import Organization
+from portal.notifications import email_on_commit, member_emails
 from portal.roles import Role
 
 CONTACT_ROLES = (Role.OWNER, Role.BILLING)
 
 
 def billing_contacts(organization: Organization) -> list[str]:
-    emails = list(
-        Membership.objects.filter(organization=organization, role__in=CONTACT_ROLES)
-        .order_by("created_at")
-        .values_list("user__email", flat=True)
-    )
+    emails = member_emails(organization.pk, CONTACT_ROLES)
     profile_email = (
         organization.billing_profile.billing_email
         if hasattr(organization, "billing_profile")
@@ -36,17 +28,10 @@ def notify_billing_contacts(
     organization: Organization, *, subject: str, template: str, context: dict
 ) -> None:
     """Sends `template` (a text template under templates/billing/email/) on commit."""
-    recipients = billing_contacts(organization)
-    if not recipients:
-        return
-    body = render_to_string(template, {"organization": organization, **context})
-
-    def send() -> None:
-        send_mail(
-            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
-            message=body,
-            from_email=None,
-            recipient_list=recipients,
-        )
-
-    transaction.on_commit(send)
+    email_on_commit(
+        billing_contacts(organization),
+        organization=organization,
+        subject=subject,
+        template=template,
+        context=context,
+    )

@@ -12,7 +12,7 @@ invoiced once whatever runs the close.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import uuid4
 
@@ -22,6 +22,7 @@ from django.utils import timezone
 from billing import entitlements
 from billing import invoicing as inv
 from billing import subscriptions as subs
+from billing.anomalies import period_days
 from billing.credits import credits_roll_over
 from billing.models import (
     BillingProfile,
@@ -37,6 +38,7 @@ from billing.models import (
     UsageAnomaly,
 )
 from billing.pricing.money import ZERO
+from billing.profiles import tax_rate_for
 from billing.quotes import TaxSpec
 from billing.selectors import UsageFilter, _ceil_hour, _floor_hour, usage_aggregate
 
@@ -221,8 +223,7 @@ class _Bundle:
             (
                 grant.remaining
                 for grant in self.grants[organization_id]
-                if grant.currency == currency
-                and (grant.expires_at is None or grant.expires_at >= period_end)
+                if subs.credit_usable(grant, currency, period_end)
             ),
             ZERO,
         )
@@ -230,7 +231,7 @@ class _Bundle:
     def context(self, invoice: Invoice, usage: "BulkUsage") -> inv.PricingContext:
         subscription = invoice.subscription
         start, end = invoice.period_start, invoice.period_end
-        rate = _rate_for(self.rates, self.profile(subscription))
+        rate = tax_rate_for(self.profile(subscription), self.rates)
         return inv.PricingContext(
             phases=[
                 phase
@@ -379,13 +380,7 @@ def _draw(grants: list[CreditGrant], invoice: Invoice) -> None:
     """Takes the invoice's credit from the grants that expire first (in memory)."""
     left = invoice.credits
     usable = sorted(
-        (
-            g
-            for g in grants
-            if g.currency == invoice.currency
-            and g.remaining > 0
-            and (g.expires_at is None or g.expires_at >= invoice.period_end)
-        ),
+        (g for g in grants if subs.credit_usable(g, invoice.currency, invoice.period_end)),
         key=lambda g: (g.expires_at is None, g.expires_at or invoice.period_end, g.granted_at),
     )
     for grant in usable:
@@ -404,43 +399,28 @@ def _version_at(phases: list[SubscriptionPhase], moment: datetime):
     return None
 
 
-def _rate_for(rates: list[TaxRate], profile: BillingProfile) -> TaxRate | None:
-    """As billing.profiles.tax_rate_for, on rates already read."""
-    if not profile.country:
-        return None
-    country = [rate for rate in rates if rate.country == profile.country.upper()]
-    if profile.region:
-        for rate in country:
-            if rate.region.lower() == profile.region.lower():
-                return rate
-    return next((rate for rate in country if rate.region == ""), None)
-
-
 def _attach_anomalies(invoices: list[Invoice], contexts: dict) -> None:
     if not invoices:
         return
-    earliest = min(invoice.period_start for invoice in invoices).date() - timedelta(days=1)
-    latest = max(invoice.period_end for invoice in invoices).date()
+    days = {
+        invoice.pk: period_days(invoice.period_start, invoice.period_end) for invoice in invoices
+    }
     found = defaultdict(list)
     for anomaly in (
         UsageAnomaly.objects.filter(
             organization_id__in={invoice.organization_id for invoice in invoices},
-            day__gte=earliest,
-            day__lte=latest,
+            day__gte=min(first for first, _last in days.values()),
+            day__lte=max(last for _first, last in days.values()),
         )
         .select_related("meter")
         .order_by("day")
     ):
         found[anomaly.organization_id].append(anomaly)
     for invoice in invoices:
+        first, last = days[invoice.pk]
         texts = defaultdict(list)
         for anomaly in found.get(invoice.organization_id, ()):
-            # A UTC day overlapping the period (as billing.anomalies.anomalies_for_period).
-            day_start = datetime.combine(anomaly.day, datetime.min.time(), tzinfo=UTC)
-            if (
-                day_start < invoice.period_end
-                and day_start + timedelta(days=1) > invoice.period_start
-            ):
+            if first <= anomaly.day <= last:  # as billing.anomalies.anomalies_for_period
                 texts[anomaly.meter.code].append(anomaly.explanation)
         contexts[invoice.id].anomalies = {code: " ".join(t) for code, t in texts.items()}
 

@@ -41,16 +41,19 @@ def billing_zone(organization_id) -> str:
     return zone or "UTC"
 
 
-def tax_rate_for(profile: BillingProfile) -> TaxRate | None:
-    """The active rate of the customer's region, else of its country, else none."""
+def tax_rate_for(profile: BillingProfile, rates: list[TaxRate] | None = None) -> TaxRate | None:
+    """The active rate of the customer's region, else of its country, else none. `rates`:
+    the active rates already read (the period close reads them once per chunk)."""
     if not profile.country:
         return None
-    rates = TaxRate.objects.filter(active=True, country=profile.country.upper())
+    if rates is None:
+        rates = list(TaxRate.objects.filter(active=True, country=profile.country.upper()))
+    country = [rate for rate in rates if rate.country == profile.country.upper()]
     if profile.region:
-        regional = rates.filter(region__iexact=profile.region).first()
-        if regional is not None:
-            return regional
-    return rates.filter(region="").first()
+        for rate in country:
+            if rate.region.lower() == profile.region.lower():
+                return rate
+    return next((rate for rate in country if rate.region == ""), None)
 
 
 def tax_spec_for(organization: Organization) -> TaxSpec | None:

@@ -510,13 +510,22 @@ def _addons(subscription: Subscription) -> list[tuple[AddOn, int]]:
     return [(item.addon, item.quantity) for item in items]
 
 
+def credit_usable(grant: CreditGrant, currency: str, at: datetime) -> bool:
+    """A grant can pay a bill of `currency` for a period ending at `at`: a grant that expires
+    exactly at the end of a period counts for that period's bill."""
+    return (
+        grant.currency == currency
+        and grant.remaining > 0
+        and (grant.expires_at is None or grant.expires_at >= at)
+    )
+
+
 def credits_available(organization: Organization, currency: str, at: datetime) -> Decimal:
-    """Unused credit still valid at `at` (a period's end): a grant that expires exactly at
-    the end of a period counts for that period's bill."""
+    """Unused credit still valid at `at` (a period's end)."""
     grants = CreditGrant.objects.filter(
         organization=organization, currency=currency, remaining__gt=0
     ).filter(Q(expires_at__isnull=True) | Q(expires_at__gte=at))
-    return sum((grant.remaining for grant in grants), ZERO)
+    return sum((grant.remaining for grant in grants if credit_usable(grant, currency, at)), ZERO)
 
 
 def _coupon_applies(subscription: Subscription) -> Coupon | None:

@@ -26,14 +26,12 @@ from email.utils import parsedate_to_datetime
 
 import urllib3
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.db.models import F, Q
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from portal.audit import Actor, audit_record
-from portal.models import Membership
+from portal.notifications import email_on_commit, member_emails
 from webhooks import secrets, signing
 from webhooks.models import Delivery, DeliveryAttempt, WebhookEndpoint
 from webhooks.ssrf import TargetRefused, deadlines, pools, target_check
@@ -680,29 +678,10 @@ def endpoint_disable(*, endpoint_id, reason: str, now: datetime, notify: bool) -
 
 
 def _notify_disabled(endpoint: WebhookEndpoint) -> None:
-    recipients = list(
-        Membership.objects.filter(organization_id=endpoint.organization_id, role__in=NOTIFY_ROLES)
-        .order_by("created_at")
-        .values_list("user__email", flat=True)
+    email_on_commit(
+        member_emails(endpoint.organization_id, NOTIFY_ROLES),
+        organization=endpoint.organization,
+        subject="Webhook endpoint disabled",
+        template="webhooks/email/endpoint_disabled.txt",
+        context={"endpoint": endpoint},
     )
-    if not recipients:
-        return
-    body = render_to_string(
-        "webhooks/email/endpoint_disabled.txt",
-        {
-            "endpoint": endpoint,
-            "organization": endpoint.organization,
-            "site_url": _setting("SITE_URL", ""),
-        },
-    )
-    prefix = _setting("ACCOUNT_EMAIL_SUBJECT_PREFIX", "")
-
-    def send() -> None:
-        send_mail(
-            subject=f"{prefix}Webhook endpoint disabled",
-            message=body,
-            from_email=None,
-            recipient_list=recipients,
-        )
-
-    transaction.on_commit(send)
