@@ -5,8 +5,8 @@ Org tokens act on their own organization; operator tokens (`admin`) name one wit
 """
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,6 +15,7 @@ from billing import subscriptions as subs
 from billing.api import DecimalJSONParser
 from billing.models import AlertFiring, AlertThreshold
 from billing.pricing.money import format_exact, format_money
+from billing.pricing_api import quote_schema
 from billing.quotes import quote_as_json
 from billing.selectors import organization_get
 from billing.simulations import DEFAULT_PERIODS, Simulation, simulate
@@ -23,12 +24,65 @@ from common.lookups import get_or_not_found
 from common.pagination import CreatedCursorPagination
 from portal.audit import Actor
 from portal.models import ApiToken, Organization
+from portal.schema import paginated, problems
 
 JSON_BODY = {"application/json": OpenApiTypes.OBJECT}
 ORGANIZATION_PARAM = OpenApiParameter(
     "organization", str, description="operator tokens only: the organization's slug or id"
 )
 PAGE_PARAMS = [OpenApiParameter("cursor", str), OpenApiParameter("limit", int)]
+
+
+# OpenAPI shapes of threshold_json, firing_json and simulation_json below.
+THRESHOLD = inline_serializer(
+    "AlertThreshold",
+    {
+        "id": serializers.UUIDField(),
+        "kind": serializers.CharField(),
+        "meter": serializers.CharField(allow_null=True),
+        "value": serializers.CharField(help_text="A decimal string."),
+        "set_by_operator": serializers.BooleanField(),
+        "created_at": serializers.DateTimeField(),
+    },
+)
+FIRING = inline_serializer(
+    "AlertFiring",
+    {
+        "id": serializers.UUIDField(),
+        "source": serializers.CharField(),
+        "threshold": serializers.UUIDField(allow_null=True),
+        "kind": serializers.CharField(),
+        "meter": serializers.CharField(allow_null=True),
+        "period_start": serializers.DateTimeField(),
+        "value": serializers.CharField(help_text="A decimal string."),
+        "limit": serializers.CharField(help_text="A decimal string."),
+        "fired_at": serializers.DateTimeField(),
+    },
+)
+SIMULATION = inline_serializer(
+    "Simulation",
+    {
+        "plan": serializers.CharField(),
+        "version": serializers.IntegerField(),
+        "currency": serializers.CharField(),
+        "as_of": serializers.DateTimeField(),
+        "periods": inline_serializer(
+            "SimulatedPeriod",
+            {
+                "start": serializers.DateTimeField(),
+                "end": serializers.DateTimeField(),
+                "partial": serializers.BooleanField(),
+                "actual": quote_schema(),
+                "simulated": quote_schema(),
+                "difference": serializers.CharField(),
+            },
+            many=True,
+        ),
+        "actual_total": serializers.CharField(),
+        "simulated_total": serializers.CharField(),
+        "difference": serializers.CharField(),
+    },
+)
 
 
 class FiringCursorPagination(CreatedCursorPagination):
@@ -108,7 +162,7 @@ class AlertThresholdListApi(_AlertsApi):
     @extend_schema(
         operation_id="alert_thresholds_list",
         parameters=[ORGANIZATION_PARAM, *PAGE_PARAMS],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: paginated(THRESHOLD, "PaginatedAlertThresholdList"), **problems(401, 403)},
     )
     def get(self, request):
         organization = _organization(request)
@@ -122,7 +176,7 @@ class AlertThresholdListApi(_AlertsApi):
     @extend_schema(
         operation_id="alert_thresholds_create",
         request=JSON_BODY,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: THRESHOLD, **problems(400, 401, 403)},
     )
     def post(self, request):
         body = _body(request)
@@ -165,7 +219,7 @@ class AlertFiringListApi(_AlertsApi):
     @extend_schema(
         operation_id="alerts_list",
         parameters=[ORGANIZATION_PARAM, *PAGE_PARAMS],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: paginated(FIRING, "PaginatedAlertFiringList"), **problems(401, 403)},
     )
     def get(self, request):
         organization = _organization(request)
@@ -211,7 +265,9 @@ class SimulationsApi(APIView):
     parser_classes = [DecimalJSONParser]
 
     @extend_schema(
-        operation_id="simulations_create", request=JSON_BODY, responses={200: OpenApiTypes.OBJECT}
+        operation_id="simulations_create",
+        request=JSON_BODY,
+        responses={200: SIMULATION, **problems(400, 401, 403, 404)},
     )
     def post(self, request):
         body = _body(request)

@@ -7,7 +7,13 @@ from decimal import Decimal
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -23,8 +29,21 @@ from keys.models import ApiKey
 from portal.api_base import OperatorApiView
 from portal.audit import Actor
 from portal.models import ApiToken
+from portal.schema import problems, results_list
 
 MAX_WINDOW = timedelta(days=366)
+
+METER_EXAMPLE = {
+    "id": "78f2be52-0b99-486f-a888-6afbee73edaf",
+    "code": "requests",
+    "name": "API requests",
+    "unit": "request",
+    "aggregation": "count",
+    "unique_property": "",
+    "display_unit": "request",
+    "display_factor": "1.000000000000",
+    "created_at": "2026-11-25T19:03:56.355377Z",
+}
 
 
 class DecimalJSONParser(JSONParser):
@@ -76,12 +95,50 @@ class MeterListApi(APIView):
             max_digits=24, decimal_places=12, required=False, coerce_to_string=True
         )
 
-    @extend_schema(operation_id="meters_list", responses=MeterSerializer(many=True))
+    @extend_schema(
+        operation_id="meters_list",
+        responses={200: results_list(MeterSerializer, "MeterList"), **problems(401, 403)},
+        examples=[
+            OpenApiExample("The meters", response_only=True, value={"results": [METER_EXAMPLE]})
+        ],
+    )
     def get(self, request):
         return Response({"results": MeterSerializer(selectors.meter_list(), many=True).data})
 
     @extend_schema(
-        operation_id="meters_create", request=InputSerializer, responses={201: MeterSerializer}
+        operation_id="meters_create",
+        request=InputSerializer,
+        responses={201: MeterSerializer, **problems(400, 401, 403, 409)},
+        examples=[
+            OpenApiExample(
+                "GPU time shown as AI minutes",
+                request_only=True,
+                value={
+                    "code": "gpu_seconds",
+                    "name": "GPU time",
+                    "unit": "GPU-second",
+                    "aggregation": "sum",
+                    "display_unit": "AI minutes",
+                    "display_factor": "0.016666666667",
+                },
+            ),
+            OpenApiExample(
+                "The meter",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "id": "3a51d2b7-82a7-4571-92c0-0f44192a796e",
+                    "code": "gpu_seconds",
+                    "name": "GPU time",
+                    "unit": "GPU-second",
+                    "aggregation": "sum",
+                    "unique_property": "",
+                    "display_unit": "AI minutes",
+                    "display_factor": "0.016666666667",
+                    "created_at": "2026-11-25T19:03:56.363382Z",
+                },
+            ),
+        ],
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -110,6 +167,7 @@ class UsageEventsApi(OperatorApiView):
         responses={
             202: {
                 "type": "object",
+                "required": ["accepted", "duplicates", "rejected"],
                 "properties": {
                     "accepted": {"type": "integer"},
                     "duplicates": {"type": "integer"},
@@ -117,6 +175,7 @@ class UsageEventsApi(OperatorApiView):
                         "type": "array",
                         "items": {
                             "type": "object",
+                            "required": ["index", "code", "detail"],
                             "properties": {
                                 "index": {"type": "integer"},
                                 "code": {"type": "string"},
@@ -125,8 +184,62 @@ class UsageEventsApi(OperatorApiView):
                         },
                     },
                 },
-            }
+            },
+            **problems(400, 401, 403, 413, 422),
         },
+        examples=[
+            OpenApiExample(
+                "A batch of three events",
+                request_only=True,
+                value={
+                    "events": [
+                        {"id": "req_7f3a91", "meter": "requests", "customer": "acme"},
+                        {
+                            "id": "job-42-chunk-1",
+                            "meter": "records_processed",
+                            "customer": "acme",
+                            "project": "647350d3-ba70-4b5a-9035-4fbbb1b4f8e0",
+                            "quantity": "1500",
+                            "timestamp": "2026-11-25T10:15:00Z",
+                            "properties": {"job": "42"},
+                        },
+                        {"id": "req_7f3a92", "meter": "reqs", "customer": "acme"},
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "Two accepted, one refused",
+                response_only=True,
+                status_codes=["202"],
+                value={
+                    "accepted": 2,
+                    "duplicates": 0,
+                    "rejected": [
+                        {
+                            "index": 2,
+                            "code": "unknown_meter",
+                            "detail": "No meter with code 'reqs'.",
+                        }
+                    ],
+                },
+            ),
+            OpenApiExample(
+                "The same batch again: counted once",
+                response_only=True,
+                status_codes=["202"],
+                value={
+                    "accepted": 0,
+                    "duplicates": 2,
+                    "rejected": [
+                        {
+                            "index": 2,
+                            "code": "unknown_meter",
+                            "detail": "No meter with code 'reqs'.",
+                        }
+                    ],
+                },
+            ),
+        ],
     )
     def post(self, request):
         body = request.data
@@ -170,7 +283,32 @@ class UsageCorrectionsApi(OperatorApiView):
     @extend_schema(
         operation_id="usage_corrections_create",
         request=InputSerializer,
-        responses={201: OutputSerializer},
+        responses={201: OutputSerializer, **problems(400, 401, 403, 404, 409)},
+        examples=[
+            OpenApiExample(
+                "Reverse a test call",
+                request_only=True,
+                value={
+                    "event_id": "req_7f3a91",
+                    "customer": "acme",
+                    "reason": "Load test sent with a live key.",
+                },
+            ),
+            OpenApiExample(
+                "The correction",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "id": "c3b0e8f4-5a0d-4f2e-8a61-0d9b7e2c4f11",
+                    "event_id": "req_7f3a91",
+                    "customer": "acme",
+                    "original_ledger_id": 1842,
+                    "reversal_ledger_id": 1907,
+                    "reason": "Load test sent with a live key.",
+                    "created_at": "2026-11-25T11:02:13.582114Z",
+                },
+            ),
+        ],
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -284,13 +422,62 @@ def _jsonable(group: str, value):
     return str(value)
 
 
+USAGE_QUERY_RESULT = inline_serializer(
+    "UsageQueryResult",
+    {
+        "meter": serializers.CharField(),
+        "aggregation": serializers.ChoiceField(choices=Meter.Aggregation.choices),
+        "unit": serializers.CharField(),
+        "display_unit": serializers.CharField(),
+        "environment": serializers.ChoiceField(choices=ApiKey.Environment.choices),
+        "from": serializers.DateTimeField(),
+        "to": serializers.DateTimeField(),
+        "group_by": serializers.ListField(child=serializers.ChoiceField(choices=selectors.GROUPS)),
+        "results": inline_serializer(
+            "UsageQueryRow",
+            {
+                "quantity": serializers.DecimalField(max_digits=40, decimal_places=12),
+                "display_quantity": serializers.DecimalField(max_digits=40, decimal_places=6),
+                "day": serializers.DateField(required=False),
+                "hour": serializers.DateTimeField(required=False),
+                "project": serializers.UUIDField(required=False, allow_null=True),
+                "key": serializers.UUIDField(required=False, allow_null=True),
+                "endpoint": serializers.CharField(required=False, allow_null=True),
+            },
+            many=True,
+            help_text="One row in total, or one per group; only the groups asked for appear.",
+        ),
+    },
+)
+
+
 class UsageApi(_UsageReadApi):
     """Usage of one meter over a window, in total or grouped, read from rollups."""
 
     @extend_schema(
         operation_id="usage_query",
         parameters=USAGE_PARAMETERS,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: USAGE_QUERY_RESULT, **problems(400, 401, 403, 404)},
+        examples=[
+            OpenApiExample(
+                "Requests per day in January",
+                response_only=True,
+                value={
+                    "meter": "requests",
+                    "aggregation": "count",
+                    "unit": "request",
+                    "display_unit": "request",
+                    "environment": "live",
+                    "from": "2026-01-01T00:00:00Z",
+                    "to": "2026-02-01T00:00:00Z",
+                    "group_by": ["day"],
+                    "results": [
+                        {"day": "2026-01-05", "quantity": "1", "display_quantity": "1"},
+                        {"day": "2026-01-06", "quantity": "40", "display_quantity": "40"},
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request):
         usage = self.usage_filter(request)

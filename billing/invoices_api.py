@@ -5,8 +5,13 @@ from decimal import Decimal
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -20,8 +25,168 @@ from billing.usage_csv import export_lines
 from common.errors import InvalidInput
 from portal.audit import Actor
 from portal.models import ApiToken
+from portal.schema import paginated, problems
 
 STATUSES = [*Invoice.Status.values, "upcoming"]
+
+
+# --- OpenAPI shape of invoice_selectors.invoice_json -----------------------------------------
+def _money(**kwargs) -> serializers.CharField:
+    return serializers.CharField(help_text="A decimal string, never a float.", **kwargs)
+
+
+def _start_end(name: str, **kwargs):
+    return inline_serializer(
+        name,
+        {"start": serializers.DateTimeField(), "end": serializers.DateTimeField()},
+        **kwargs,
+    )
+
+
+INVOICE = inline_serializer(
+    "Invoice",
+    {
+        "id": serializers.UUIDField(),
+        "number": serializers.CharField(allow_null=True, help_text="Set when finalized."),
+        "status": serializers.ChoiceField(
+            choices=STATUSES, help_text="Customers see drafts as `upcoming`."
+        ),
+        "customer": serializers.DictField(
+            help_text="id, slug, name; the billing details frozen when finalized."
+        ),
+        "currency": serializers.CharField(),
+        "period_start": serializers.DateTimeField(),
+        "period_end": serializers.DateTimeField(),
+        "plan": serializers.CharField(),
+        "lines": inline_serializer(
+            "InvoiceLine",
+            {
+                "id": serializers.UUIDField(),
+                "kind": serializers.CharField(),
+                "description": serializers.CharField(),
+                "meter": serializers.CharField(allow_null=True),
+                "quantity": _money(allow_null=True),
+                "amount": _money(),
+                "tiers": serializers.JSONField(allow_null=True),
+                "evidence_url": serializers.URLField(allow_null=True),
+                "usage_query_url": serializers.URLField(allow_null=True),
+                "period": _start_end("InvoiceLinePeriod", allow_null=True),
+                "breakdown": serializers.JSONField(allow_null=True),
+                "explanation": serializers.CharField(allow_null=True),
+                "adjusts": inline_serializer(
+                    "InvoiceLineAdjusts",
+                    {"invoice": serializers.UUIDField(), "line": serializers.UUIDField()},
+                    allow_null=True,
+                ),
+            },
+            many=True,
+        ),
+        "subtotal": _money(),
+        "discount": _money(),
+        "credits": _money(),
+        "tax": _money(),
+        "tax_rate": serializers.JSONField(allow_null=True),
+        "total": _money(),
+        "amount_paid": _money(),
+        "amount_credited": _money(),
+        "amount_due": _money(),
+        "credit_notes": inline_serializer(
+            "CreditNote",
+            {
+                "number": serializers.CharField(),
+                "amount": _money(),
+                "reason": serializers.CharField(allow_null=True, allow_blank=True),
+                "created_at": serializers.DateTimeField(),
+            },
+            many=True,
+        ),
+        "issued_at": serializers.DateTimeField(allow_null=True),
+        "due_at": serializers.DateTimeField(allow_null=True),
+        "paid_at": serializers.DateTimeField(allow_null=True),
+        "finalizes_at": serializers.DateTimeField(allow_null=True),
+    },
+)
+INVOICE_EXAMPLE = {
+    "id": "7022f53d-7d61-4ffe-a161-f845fc292fa7",
+    "number": "INV-2026-000001",
+    "status": "open",
+    "customer": {
+        "id": "39138729-b55a-4237-873c-e348e1a3a4d0",
+        "slug": "acme",
+        "name": "Acme",
+        "email": "billing@acme.example",
+        "tax_id": "",
+        "address": ["1 Main Street", "Springfield"],
+        "country": "US",
+    },
+    "currency": "USD",
+    "period_start": "2026-01-01T00:00:00Z",
+    "period_end": "2026-02-01T00:00:00Z",
+    "plan": "growth",
+    "lines": [
+        {
+            "id": "4ea19d8c-1659-4aeb-8bf3-8f6d91fb6ff8",
+            "kind": "base_fee",
+            "description": "Growth base fee",
+            "meter": None,
+            "quantity": None,
+            "amount": "49.00",
+            "tiers": [],
+            "evidence_url": None,
+            "usage_query_url": None,
+            "period": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"},
+            "breakdown": [],
+            "explanation": None,
+            "adjusts": None,
+        },
+        {
+            "id": "7ea5eab7-fab4-48c7-86fc-2a3cb5238a12",
+            "kind": "usage",
+            "description": "API requests",
+            "meter": "requests",
+            "quantity": "250041",
+            "amount": "60.02",
+            "tiers": [
+                {
+                    "from": "0",
+                    "up_to": "100000",
+                    "amount": "0",
+                    "quantity": "100000",
+                    "flat_amount": "0",
+                    "unit_amount": "0",
+                },
+                {
+                    "from": "100000",
+                    "up_to": None,
+                    "amount": "60.0164",
+                    "quantity": "150041",
+                    "flat_amount": "0",
+                    "unit_amount": "0.0004",
+                },
+            ],
+            "evidence_url": "https://tollgate.example.com/api/v1/invoices/7022f53d-7d61-4ffe-a161-f845fc292fa7/lines/7ea5eab7-fab4-48c7-86fc-2a3cb5238a12/evidence.csv",
+            "usage_query_url": "https://tollgate.example.com/api/v1/usage?meter=requests&from=2026-01-01T00%3A00%3A00%2B00%3A00&to=2026-02-01T00%3A00%3A00%2B00%3A00",
+            "period": {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"},
+            "breakdown": [],
+            "explanation": None,
+            "adjusts": None,
+        },
+    ],
+    "subtotal": "109.02",
+    "discount": "0.00",
+    "credits": "0.00",
+    "tax": "0.00",
+    "tax_rate": None,
+    "total": "109.02",
+    "amount_paid": "0.00",
+    "amount_credited": "0.00",
+    "amount_due": "109.02",
+    "credit_notes": [],
+    "issued_at": "2026-02-02T00:00:00Z",
+    "due_at": "2026-02-16T00:00:00Z",
+    "paid_at": None,
+    "finalizes_at": None,
+}
 
 
 class _InvoiceApi(APIView):
@@ -53,8 +218,17 @@ class InvoiceListApi(_InvoiceApi):
         parameters=[
             OpenApiParameter("customer", str, description="operator tokens only"),
             OpenApiParameter("status", str, enum=STATUSES),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: paginated(INVOICE, "PaginatedInvoiceList"), **problems(400, 401, 403)},
+        examples=[
+            OpenApiExample(
+                "A page of invoices",
+                response_only=True,
+                value={"next": None, "previous": None, "results": [INVOICE_EXAMPLE]},
+            )
+        ],
     )
     def get(self, request):
         wanted = request.query_params.get("status")
@@ -74,7 +248,11 @@ class InvoiceListApi(_InvoiceApi):
 
 
 class InvoiceDetailApi(_InvoiceApi):
-    @extend_schema(operation_id="invoices_retrieve", responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="invoices_retrieve",
+        responses={200: INVOICE, **problems(401, 403, 404)},
+        examples=[OpenApiExample("An issued invoice", response_only=True, value=INVOICE_EXAMPLE)],
+    )
     def get(self, request, invoice_id):
         return Response(self.render(request, self.invoice(request, invoice_id)))
 
@@ -116,7 +294,11 @@ class _InvoiceActionApi(_InvoiceApi):
 class InvoiceFinalizeApi(_InvoiceActionApi):
     """Finalizes a draft now, without waiting for its grace period."""
 
-    @extend_schema(operation_id="invoices_finalize", request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="invoices_finalize",
+        request=None,
+        responses={200: INVOICE, **problems(401, 403, 404, 409)},
+    )
     def post(self, request, invoice_id):
         invoice = self.invoice(request, invoice_id)
         if invoice.status != Invoice.Status.DRAFT:
@@ -134,7 +316,11 @@ class InvoiceFinalizeApi(_InvoiceActionApi):
 
 
 class InvoiceVoidApi(_InvoiceActionApi):
-    @extend_schema(operation_id="invoices_void", request=None, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="invoices_void",
+        request=None,
+        responses={200: INVOICE, **problems(401, 403, 404, 409)},
+    )
     def post(self, request, invoice_id):
         invoice = invoicing.invoice_void(
             actor=Actor.from_request(request), invoice=self.invoice(request, invoice_id)
@@ -144,7 +330,9 @@ class InvoiceVoidApi(_InvoiceActionApi):
 
 class InvoiceUncollectibleApi(_InvoiceActionApi):
     @extend_schema(
-        operation_id="invoices_mark_uncollectible", request=None, responses=OpenApiTypes.OBJECT
+        operation_id="invoices_mark_uncollectible",
+        request=None,
+        responses={200: INVOICE, **problems(401, 403, 404, 409)},
     )
     def post(self, request, invoice_id):
         invoice = invoicing.invoice_mark_uncollectible(
@@ -157,7 +345,14 @@ class InvoiceCreditNotesApi(_InvoiceActionApi):
     @extend_schema(
         operation_id="invoices_credit_notes_create",
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: INVOICE, **problems(400, 401, 403, 404, 409)},
+        examples=[
+            OpenApiExample(
+                "Credit part of an invoice",
+                request_only=True,
+                value={"amount": "10.00", "reason": "Outage on 14 January", "refund": False},
+            )
+        ],
     )
     def post(self, request, invoice_id):
         body = self.body(request)
@@ -176,6 +371,15 @@ class InvoiceCreditNotesApi(_InvoiceActionApi):
         return Response(
             self.render(request, self.invoice(request, invoice_id)), status=status.HTTP_201_CREATED
         )
+
+
+BILLING_PROFILE = inline_serializer(
+    "BillingProfile",
+    {
+        **{name: serializers.CharField(allow_blank=True) for name in profiles.PROFILE_FIELDS},
+        "collection": serializers.CharField(help_text="How invoices are collected."),
+    },
+)
 
 
 class BillingProfileApi(APIView):
@@ -200,14 +404,17 @@ class BillingProfileApi(APIView):
         body["collection"] = profile.collection
         return body
 
-    @extend_schema(operation_id="billing_profile_retrieve", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        operation_id="billing_profile_retrieve",
+        responses={200: BILLING_PROFILE, **problems(400, 401, 403)},
+    )
     def get(self, request):
         return Response(self.render(profiles.profile_get(self.organization(request))))
 
     @extend_schema(
         operation_id="billing_profile_update",
         request={"application/json": OpenApiTypes.OBJECT},
-        responses=OpenApiTypes.OBJECT,
+        responses={200: BILLING_PROFILE, **problems(400, 401, 403)},
     )
     def patch(self, request):
         if not isinstance(request.data, dict):

@@ -4,8 +4,13 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -22,8 +27,256 @@ from billing.selectors import organization_get
 from common.errors import InvalidInput, NotFound, PermissionDenied
 from portal.audit import Actor
 from portal.models import ApiToken
+from portal.schema import problems, results_list
 
 JSON_BODY = {"application/json": OpenApiTypes.OBJECT}
+
+
+# --- OpenAPI shapes of the JSON this module writes by hand (plan_json, quote_as_json, ...) ---
+# Amounts are decimal strings: money with the currency's digits, tier figures exact.
+def _money(**kwargs) -> serializers.CharField:
+    return serializers.CharField(help_text="A decimal string, never a float.", **kwargs)
+
+
+_PERIOD = type(
+    inline_serializer(
+        "Period", {"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}
+    )
+)
+
+
+def _period(**kwargs):
+    return _PERIOD(**kwargs)
+
+
+_PLAN = type(
+    inline_serializer(
+        "Plan",
+        {
+            "code": serializers.SlugField(),
+            "name": serializers.CharField(),
+            "description": serializers.CharField(allow_blank=True),
+            "tier_rank": serializers.IntegerField(),
+            "currency": serializers.CharField(min_length=3, max_length=3),
+            "interval": serializers.CharField(),
+            "trial_days": serializers.IntegerField(),
+            "public": serializers.BooleanField(),
+            "version": serializers.IntegerField(),
+            "base_fee": _money(),
+            "minimum_commitment": _money(allow_null=True),
+            "commitment_discount_percent": _money(allow_null=True),
+            "charges": inline_serializer(
+                "PlanCharge",
+                {
+                    "meter": serializers.CharField(),
+                    "model": serializers.CharField(),
+                    "free_units": _money(),
+                    "unit_amount": _money(),
+                    "tiers": serializers.JSONField(allow_null=True),
+                    "package_size": _money(allow_null=True),
+                    "package_amount": _money(),
+                    "minimum": _money(allow_null=True),
+                    "maximum": _money(allow_null=True),
+                },
+                many=True,
+            ),
+            "entitlements": serializers.DictField(),
+        },
+    )
+)
+
+
+def _plan_serializer():
+    return _PLAN()
+
+
+_QUOTE = type(
+    inline_serializer(
+        "Quote",
+        {
+            "plan": serializers.CharField(),
+            "version": serializers.IntegerField(),
+            "currency": serializers.CharField(),
+            "lines": inline_serializer(
+                "QuoteLine",
+                {
+                    "kind": serializers.CharField(),
+                    "description": serializers.CharField(),
+                    "meter": serializers.CharField(allow_null=True),
+                    "quantity": _money(allow_null=True),
+                    "amount": _money(),
+                    "tiers": inline_serializer(
+                        "QuoteTier",
+                        {
+                            "from": _money(),
+                            "up_to": _money(allow_null=True),
+                            "quantity": _money(),
+                            "unit_amount": _money(),
+                            "flat_amount": _money(),
+                            "amount": _money(),
+                        },
+                        many=True,
+                    ),
+                    "period": _period(required=False),
+                    "billable_quantity": _money(required=False),
+                    "adjusted_by": serializers.JSONField(required=False, allow_null=True),
+                },
+                many=True,
+            ),
+            "subtotal": _money(),
+            "discount": _money(),
+            "credits": _money(),
+            "tax": _money(),
+            "total": _money(),
+        },
+    )
+)
+
+
+def quote_schema(**kwargs):
+    """The OpenAPI shape of quotes.quote_as_json (for any module that answers a quote)."""
+    return _QUOTE(**kwargs)
+
+
+_SUBSCRIPTION = type(
+    inline_serializer(
+        "Subscription",
+        {
+            "id": serializers.UUIDField(),
+            "customer": serializers.CharField(help_text="The organization's slug."),
+            "plan": serializers.CharField(allow_null=True),
+            "version": serializers.IntegerField(allow_null=True),
+            "status": serializers.CharField(),
+            "started_at": serializers.DateTimeField(),
+            "current_period_start": serializers.DateTimeField(),
+            "current_period_end": serializers.DateTimeField(),
+            "trial_ends_at": serializers.DateTimeField(allow_null=True),
+            "cancel_at_period_end": serializers.BooleanField(),
+            "coupon": serializers.CharField(allow_null=True),
+            "addons": inline_serializer(
+                "SubscriptionAddOn",
+                {"code": serializers.CharField(), "quantity": serializers.IntegerField()},
+                many=True,
+            ),
+            "scheduled_migration": inline_serializer(
+                "ScheduledMigration",
+                {
+                    "plan": serializers.CharField(),
+                    "version": serializers.IntegerField(),
+                    "at": serializers.DateTimeField(),
+                },
+                allow_null=True,
+            ),
+        },
+    )
+)
+
+
+def _subscription_serializer():
+    return _SUBSCRIPTION()
+
+
+PLAN_EXAMPLE = {
+    "code": "growth",
+    "name": "Growth",
+    "description": "For teams in production",
+    "tier_rank": 1,
+    "currency": "USD",
+    "interval": "month",
+    "trial_days": 14,
+    "public": True,
+    "version": 1,
+    "base_fee": "49.00",
+    "minimum_commitment": None,
+    "commitment_discount_percent": None,
+    "charges": [
+        {
+            "meter": "requests",
+            "model": "graduated",
+            "free_units": "0",
+            "unit_amount": "0",
+            "tiers": [
+                {"up_to": "100000", "flat_amount": "0", "unit_amount": "0"},
+                {"up_to": None, "flat_amount": "0", "unit_amount": "0.0004"},
+            ],
+            "package_size": None,
+            "package_amount": "0",
+            "minimum": None,
+            "maximum": None,
+        }
+    ],
+    "entitlements": {
+        "quotas": [],
+        "scopes": ["read"],
+        "features": {},
+        "rate_limits": [],
+        "support_level": "community",
+        "retention_days": None,
+        "endpoint_groups": ["read"],
+    },
+}
+QUOTE_EXAMPLE = {
+    "plan": "growth",
+    "version": 1,
+    "currency": "USD",
+    "lines": [
+        {
+            "kind": "base_fee",
+            "description": "Growth base fee",
+            "meter": None,
+            "quantity": None,
+            "amount": "49.00",
+            "tiers": [],
+        },
+        {
+            "kind": "usage",
+            "description": "API requests",
+            "meter": "requests",
+            "quantity": "250000",
+            "amount": "60.00",
+            "tiers": [
+                {
+                    "from": "0",
+                    "up_to": "100000",
+                    "quantity": "100000",
+                    "unit_amount": "0",
+                    "flat_amount": "0",
+                    "amount": "0",
+                },
+                {
+                    "from": "100000",
+                    "up_to": None,
+                    "quantity": "150000",
+                    "unit_amount": "0.0004",
+                    "flat_amount": "0",
+                    "amount": "60",
+                },
+            ],
+            "billable_quantity": "250000",
+            "adjusted_by": None,
+        },
+    ],
+    "subtotal": "109.00",
+    "discount": "0.00",
+    "credits": "0.00",
+    "tax": "0.00",
+    "total": "109.00",
+}
+SUBSCRIPTION_EXAMPLE = {
+    "id": "0e5f7f6e-a150-433b-975e-ec75c1def58b",
+    "customer": "acme",
+    "plan": "growth",
+    "version": 1,
+    "status": "active",
+    "started_at": "2026-11-25T19:03:58.432689Z",
+    "current_period_start": "2026-11-25T19:03:58.432689Z",
+    "current_period_end": "2026-12-25T19:03:58.432689Z",
+    "trial_ends_at": None,
+    "cancel_at_period_end": False,
+    "coupon": None,
+    "addons": [],
+    "scheduled_migration": None,
+}
 
 
 def _is_operator(request) -> bool:
@@ -140,12 +393,21 @@ class PlanListApi(APIView):
     permission_classes = [AllowAny]
     parser_classes = [DecimalJSONParser]
 
-    @extend_schema(operation_id="plans_list", auth=[], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        operation_id="plans_list",
+        auth=[],
+        responses={200: results_list(_plan_serializer(), "PlanList")},
+        examples=[
+            OpenApiExample("Public plans", response_only=True, value={"results": [PLAN_EXAMPLE]})
+        ],
+    )
     def get(self, request):
         return Response({"results": [plan_json(plan) for plan in subs.public_plans()]})
 
     @extend_schema(
-        operation_id="plans_create", request=JSON_BODY, responses={201: OpenApiTypes.OBJECT}
+        operation_id="plans_create",
+        request=JSON_BODY,
+        responses={201: _plan_serializer(), **problems(400, 401, 403, 409)},
     )
     def post(self, request):
         _require_operator_admin(request)
@@ -170,7 +432,9 @@ class PlanVersionsApi(APIView):
     parser_classes = [DecimalJSONParser]
 
     @extend_schema(
-        operation_id="plan_versions_create", request=JSON_BODY, responses={201: OpenApiTypes.OBJECT}
+        operation_id="plan_versions_create",
+        request=JSON_BODY,
+        responses={201: _plan_serializer(), **problems(400, 401, 403, 404)},
     )
     def post(self, request, code):
         plan = Plan.objects.filter(code=code).first()
@@ -192,7 +456,15 @@ class QuoteApi(APIView):
         operation_id="pricing_quote",
         auth=[],
         request=JSON_BODY,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: quote_schema(), **problems(400, 404)},
+        examples=[
+            OpenApiExample(
+                "250,000 requests on Growth",
+                request_only=True,
+                value={"plan": "growth", "usage": {"requests": "250000"}},
+            ),
+            OpenApiExample("The quote", response_only=True, value=QUOTE_EXAMPLE),
+        ],
     )
     def post(self, request):
         body = request.data
@@ -293,7 +565,26 @@ class SubscriptionsApi(_BillingApi):
     @extend_schema(
         operation_id="subscriptions_create",
         request=JSON_BODY,
-        responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT},
+        responses={
+            200: _subscription_serializer(),
+            201: _subscription_serializer(),
+            **problems(400, 401, 403, 404),
+        },
+        examples=[
+            OpenApiExample("Subscribe to Growth", request_only=True, value={"plan": "growth"}),
+            OpenApiExample(
+                "A new subscription",
+                response_only=True,
+                status_codes=["201"],
+                value=SUBSCRIPTION_EXAMPLE,
+            ),
+            OpenApiExample(
+                "A plan change of the current subscription",
+                response_only=True,
+                status_codes=["200"],
+                value=SUBSCRIPTION_EXAMPLE,
+            ),
+        ],
     )
     def post(self, request):
         body = self.body(request)
@@ -319,7 +610,12 @@ class SubscriptionCurrentApi(_BillingApi):
     @extend_schema(
         operation_id="subscriptions_current",
         parameters=[CUSTOMER_PARAM],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: _subscription_serializer(), **problems(401, 403, 404)},
+        examples=[
+            OpenApiExample(
+                "The current subscription", response_only=True, value=SUBSCRIPTION_EXAMPLE
+            )
+        ],
     )
     def get(self, request):
         return Response(subscription_json(self.current(request)))
@@ -338,7 +634,18 @@ class SubscriptionPreviewApi(_BillingApi):
     @extend_schema(
         operation_id="subscriptions_current_preview",
         parameters=[CUSTOMER_PARAM],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: inline_serializer(
+                "SubscriptionPreview",
+                {
+                    "period": _period(),
+                    "as_of": serializers.DateTimeField(),
+                    "to_date": quote_schema(),
+                    "forecast": quote_schema(),
+                },
+            ),
+            **problems(401, 403, 404),
+        },
     )
     def get(self, request):
         return Response(
@@ -357,7 +664,17 @@ class SubscriptionPreviewChangeApi(_BillingApi):
     @extend_schema(
         operation_id="subscriptions_current_preview_change",
         request=JSON_BODY,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: inline_serializer(
+                "SubscriptionChangePreview",
+                {
+                    "current": quote_schema(),
+                    "changed": quote_schema(),
+                    "difference": _money(),
+                },
+            ),
+            **problems(400, 401, 403, 404, 409),
+        },
     )
     def post(self, request):
         body = self.body(request)
@@ -378,7 +695,7 @@ class SubscriptionCancelApi(_BillingApi):
     @extend_schema(
         operation_id="subscriptions_current_cancel",
         request=JSON_BODY,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: _subscription_serializer(), **problems(401, 403, 404)},
     )
     def post(self, request):
         body = request.data if isinstance(request.data, dict) else {}
@@ -392,7 +709,7 @@ class SubscriptionAddOnsApi(_BillingApi):
     @extend_schema(
         operation_id="subscriptions_current_addons_create",
         request=JSON_BODY,
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: _subscription_serializer(), **problems(400, 401, 403, 404)},
     )
     def post(self, request):
         body = self.body(request)
@@ -418,7 +735,23 @@ class EstimatesApi(_BillingApi):
     }
 
     @extend_schema(
-        operation_id="estimates_create", request=JSON_BODY, responses={200: OpenApiTypes.OBJECT}
+        operation_id="estimates_create",
+        request=JSON_BODY,
+        responses={
+            200: inline_serializer(
+                "Estimate",
+                {
+                    "meter": serializers.CharField(),
+                    "quantity": _money(),
+                    "currency": serializers.CharField(),
+                    "cost": _money(),
+                    "period_total_before": _money(),
+                    "period_total_after": _money(),
+                    "lines": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            **problems(400, 401, 403, 404),
+        },
     )
     def post(self, request):
         body = self.body(request)

@@ -1,7 +1,12 @@
 """Management API for API keys: issue, list, read, rotate, revoke."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,7 +17,32 @@ from portal.api import paginate
 from portal.api_base import OrgApiView
 from portal.audit import Actor
 from portal.models import ApiToken
+from portal.schema import paginated, problems, results_list
 from portal.selectors import project_get
+
+KEY_EXAMPLE = {
+    "id": "a5f8652f-9089-41a8-a650-36b65a557bd8",
+    "name": "Checkout backend",
+    "prefix": "tg_live_WxHEgNyd",
+    "project": "647350d3-ba70-4b5a-9035-4fbbb1b4f8e0",
+    "environment": "live",
+    "scopes": ["read"],
+    "expires_at": None,
+    "allowed_cidrs": ["203.0.113.0/24"],
+    "status": "active",
+    "created_at": "2026-11-25T19:03:58.370086Z",
+    "last_used_at": None,
+    "revoked_at": None,
+    "grace_ends_at": None,
+    "replaced_by": None,
+}
+ROTATED_KEY_EXAMPLE = {
+    "key": "tg_live_f4dqfx1MZ12vt7bn87dUMEl1ptDw5dSy3RuqXS",
+    **KEY_EXAMPLE,
+    "id": "fca94758-77c1-44a9-a523-6d51d4fc2935",
+    "prefix": "tg_live_f4dqfx1M",
+    "created_at": "2026-11-26T08:00:00.000000Z",
+}
 
 
 class AwareDateTimeField(serializers.DateTimeField):
@@ -93,7 +123,18 @@ class KeyListApi(OrgApiView):
             OpenApiParameter("cursor", str),
             OpenApiParameter("limit", int),
         ],
-        responses=KeyOutputSerializer(many=True),
+        responses={200: paginated(KeyOutputSerializer, "PaginatedKeyList"), **problems(400, 401)},
+        examples=[
+            OpenApiExample(
+                "A page of keys",
+                response_only=True,
+                value={
+                    "next": "https://tollgate.example.com/api/v1/keys?cursor=cD0yMDI2LTExLTI1KzE5JTNBMDMlM0E1OC4zODM3MjYlMkIwMCUzQTAw&limit=1",
+                    "previous": None,
+                    "results": [KEY_EXAMPLE],
+                },
+            )
+        ],
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
@@ -109,7 +150,25 @@ class KeyListApi(OrgApiView):
     @extend_schema(
         operation_id="keys_create",
         request=InputSerializer,
-        responses={201: KeyWithSecretSerializer},
+        responses={201: KeyWithSecretSerializer, **problems(400, 401, 403, 404, 422)},
+        examples=[
+            OpenApiExample(
+                "Issue a live key",
+                request_only=True,
+                value={
+                    "project": "647350d3-ba70-4b5a-9035-4fbbb1b4f8e0",
+                    "name": "Checkout backend",
+                    "environment": "live",
+                    "allowed_cidrs": ["203.0.113.0/24"],
+                },
+            ),
+            OpenApiExample(
+                "The key with its secret (shown once)",
+                response_only=True,
+                status_codes=["201"],
+                value={"key": "tg_live_WxHEgNyd1uu0K5g9MJIr0OnGfdne2ETb1El1NR", **KEY_EXAMPLE},
+            ),
+        ],
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -123,7 +182,13 @@ class KeyListApi(OrgApiView):
 class KeyDetailApi(OrgApiView):
     required_scopes = {"GET": "keys:read"}
 
-    @extend_schema(operation_id="keys_retrieve", responses=KeyOutputSerializer)
+    @extend_schema(
+        operation_id="keys_retrieve",
+        responses={200: KeyOutputSerializer, **problems(401, 404)},
+        examples=[
+            OpenApiExample("A key (never its secret)", response_only=True, value=KEY_EXAMPLE)
+        ],
+    )
     def get(self, request, key_id):
         key = selectors.key_get(organization=self.organization, key_id=key_id)
         return Response(KeyOutputSerializer(key).data)
@@ -141,7 +206,20 @@ class KeyRotateApi(OrgApiView):
     @extend_schema(
         operation_id="keys_rotate",
         request=InputSerializer,
-        responses={201: KeyWithSecretSerializer},
+        responses={201: KeyWithSecretSerializer, **problems(400, 401, 404, 409)},
+        examples=[
+            OpenApiExample(
+                "Old key works one more day",
+                request_only=True,
+                value={"grace_period_seconds": 86400},
+            ),
+            OpenApiExample(
+                "The new key with its secret (shown once)",
+                response_only=True,
+                status_codes=["201"],
+                value=ROTATED_KEY_EXAMPLE,
+            ),
+        ],
     )
     def post(self, request, key_id):
         # Look the key up first: another org's key is a 404 whatever the body says.
@@ -158,7 +236,22 @@ class KeyRevokeApi(OrgApiView):
     class InputSerializer(serializers.Serializer):
         """No fields; still refuses a malformed, non-JSON or non-object body before revoking."""
 
-    @extend_schema(operation_id="keys_revoke", request=None, responses=KeyOutputSerializer)
+    @extend_schema(
+        operation_id="keys_revoke",
+        request=None,
+        responses={200: KeyOutputSerializer, **problems(401, 404)},
+        examples=[
+            OpenApiExample(
+                "The revoked key",
+                response_only=True,
+                value={
+                    **KEY_EXAMPLE,
+                    "status": "revoked",
+                    "revoked_at": "2026-11-25T19:03:58.394554Z",
+                },
+            )
+        ],
+    )
     def post(self, request, key_id):
         key = selectors.key_get(organization=self.organization, key_id=key_id)
         self.InputSerializer(data=request.data).is_valid(raise_exception=True)
@@ -219,7 +312,8 @@ class ApiVersionListApi(APIView):
         private = serializers.BooleanField(required=False, allow_null=True, default=None)
 
     @extend_schema(
-        operation_id="api_versions_list", responses=ApiVersionOutputSerializer(many=True)
+        operation_id="api_versions_list",
+        responses=results_list(ApiVersionOutputSerializer, "ApiVersionList"),
     )
     def get(self, request):
         versions = ApiVersion.objects.select_related("product").prefetch_related("endpoints")

@@ -5,8 +5,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.utils.http import http_date
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.response import Response
 
 from common.errors import InvalidInput
@@ -16,6 +16,7 @@ from keys.keycache import KeyCache
 from keys.quota import QuotaCounter
 from keys.ratelimit import RateLimiter, policy_header
 from portal.api_base import OperatorApiView
+from portal.schema import problems
 
 METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE", "TRACE")
 MAX_COST = 1_000_000
@@ -162,6 +163,135 @@ def decision_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
+# The schema of what parse_verify_body accepts and decision_body answers (documentation
+# only: the view parses by hand, so the fast WSGI path and this view share one parser).
+VERIFY_REQUEST = inline_serializer(
+    "VerifyInput",
+    {
+        "key": serializers.CharField(help_text="The API key the caller presented."),
+        "method": serializers.ChoiceField(choices=METHODS),
+        "path": serializers.CharField(max_length=2048, help_text="Starts with '/'."),
+        "ip": serializers.IPAddressField(required=False, help_text="The caller's address."),
+        "cost": serializers.IntegerField(required=False, min_value=1, max_value=MAX_COST),
+        "product": serializers.CharField(required=False, max_length=64),
+        "version": serializers.CharField(required=False, max_length=32),
+    },
+)
+VERIFY_DECISION = inline_serializer(
+    "VerifyDecision",
+    {
+        "allowed": serializers.BooleanField(),
+        "code": serializers.CharField(help_text="`ok`, or why the call is denied."),
+        "key_id": serializers.UUIDField(allow_null=True),
+        "project_id": serializers.UUIDField(allow_null=True),
+        "customer": serializers.CharField(allow_null=True, help_text="The org's slug."),
+        "environment": serializers.CharField(allow_null=True),
+        "plan": serializers.CharField(allow_null=True),
+        "scopes": serializers.ListField(child=serializers.CharField()),
+        "endpoint": inline_serializer(
+            "VerifyEndpoint",
+            {
+                "operation_id": serializers.CharField(),
+                "group": serializers.CharField(),
+                "method": serializers.CharField(),
+                "path": serializers.CharField(),
+            },
+            allow_null=True,
+        ),
+        "ratelimit": inline_serializer(
+            "VerifyRateLimit",
+            {
+                "limit": serializers.IntegerField(),
+                "remaining": serializers.IntegerField(),
+                "reset": serializers.FloatField(help_text="Seconds until the bucket is full."),
+            },
+            allow_null=True,
+        ),
+        "quota": inline_serializer(
+            "VerifyQuota",
+            {
+                "meter": serializers.CharField(),
+                "limit": serializers.IntegerField(),
+                "remaining": serializers.IntegerField(),
+                "behaviour": serializers.ChoiceField(choices=["hard", "soft"]),
+            },
+            allow_null=True,
+        ),
+        "request_id": serializers.CharField(),
+        "block": inline_serializer(
+            "VerifyBlock",
+            {
+                "reason_code": serializers.CharField(),
+                "expires_at": serializers.DateTimeField(allow_null=True),
+            },
+            required=False,
+        ),
+        "deprecation": serializers.BooleanField(required=False),
+        "sunset": serializers.DateTimeField(required=False),
+    },
+)
+_ALLOWED_DECISION = {
+    "allowed": True,
+    "code": "ok",
+    "key_id": "a5f8652f-9089-41a8-a650-36b65a557bd8",
+    "project_id": "647350d3-ba70-4b5a-9035-4fbbb1b4f8e0",
+    "customer": "acme",
+    "environment": "live",
+    "plan": "growth",
+    "scopes": ["read"],
+    "endpoint": {
+        "operation_id": "getDocument",
+        "group": "read",
+        "method": "GET",
+        "path": "/documents/{id}",
+    },
+    "ratelimit": {"limit": 50, "remaining": 49, "reset": 0.02},
+    "quota": {"meter": "requests", "limit": 100000, "remaining": 99958, "behaviour": "hard"},
+    "request_id": "req_ebd5cbc20a264b9b9e7485d5fcb1b65f",
+}
+VERIFY_EXAMPLES = [
+    OpenApiExample(
+        "Check one call",
+        request_only=True,
+        value={
+            "key": "tg_live_WxHEgNyd1uu0K5g9MJIr0OnGfdne2ETb1El1NR",
+            "method": "GET",
+            "path": "/v1/documents/42",
+            "ip": "203.0.113.7",
+        },
+    ),
+    OpenApiExample("Allowed", response_only=True, value=_ALLOWED_DECISION),
+    OpenApiExample(
+        "Denied: rate limited (headers carry Retry-After)",
+        response_only=True,
+        value={
+            **_ALLOWED_DECISION,
+            "allowed": False,
+            "code": "rate_limited",
+            "ratelimit": {"limit": 50, "remaining": 0, "reset": 1.0},
+        },
+    ),
+    OpenApiExample(
+        "Denied: malformed key",
+        response_only=True,
+        value={
+            "allowed": False,
+            "code": "key_malformed",
+            "key_id": None,
+            "project_id": None,
+            "customer": None,
+            "environment": None,
+            "plan": None,
+            "scopes": [],
+            "endpoint": None,
+            "ratelimit": None,
+            "quota": None,
+            "request_id": "req_fa2aae2f634149558c64ef6e0033fb39",
+        },
+    ),
+]
+
+
 class VerifyApi(OperatorApiView):
     """Allow or deny one call of the provider's API; always 200 with the decision."""
 
@@ -169,8 +299,9 @@ class VerifyApi(OperatorApiView):
 
     @extend_schema(
         operation_id="verify",
-        request={"application/json": OpenApiTypes.OBJECT},
-        responses={200: OpenApiTypes.OBJECT},
+        request=VERIFY_REQUEST,
+        responses={200: VERIFY_DECISION, **problems(400, 401, 403)},
+        examples=VERIFY_EXAMPLES,
     )
     def post(self, request):
         request_id = request.request_id

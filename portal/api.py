@@ -3,6 +3,7 @@
 from django.db import connection
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     extend_schema,
     extend_schema_serializer,
@@ -20,6 +21,14 @@ from portal import selectors, services
 from portal.api_base import OrgApiView
 from portal.exports import AUDIT_CSV_COLUMNS, audit_log_csv_response
 from portal.models import AuditLogEntry, Project
+from portal.schema import paginated, problems
+
+PROJECT_EXAMPLE = {
+    "id": "647350d3-ba70-4b5a-9035-4fbbb1b4f8e0",
+    "name": "Payments API",
+    "description": "Card payments, EU region",
+    "created_at": "2026-11-25T19:03:58.362414Z",
+}
 
 
 class ProjectOutputSerializer(serializers.ModelSerializer):
@@ -44,8 +53,22 @@ class ProjectListApi(OrgApiView):
 
     @extend_schema(
         operation_id="projects_list",
-        responses=ProjectOutputSerializer(many=True),
+        responses={
+            200: paginated(ProjectOutputSerializer, "PaginatedProjectList"),
+            **problems(401, 403),
+        },
         parameters=[OpenApiParameter("cursor", str), OpenApiParameter("limit", int)],
+        examples=[
+            OpenApiExample(
+                "A page of projects",
+                response_only=True,
+                value={
+                    "next": "https://tollgate.example.com/api/v1/projects?cursor=cD0yMDI2LTExLTI1KzE5JTNBMDMlM0E1OC4zNjI0MTQlMkIwMCUzQTAw&limit=1",
+                    "previous": None,
+                    "results": [PROJECT_EXAMPLE],
+                },
+            )
+        ],
     )
     def get(self, request):
         return paginate(
@@ -55,7 +78,17 @@ class ProjectListApi(OrgApiView):
     @extend_schema(
         operation_id="projects_create",
         request=InputSerializer,
-        responses={201: ProjectOutputSerializer},
+        responses={201: ProjectOutputSerializer, **problems(400, 401, 403, 409, 422)},
+        examples=[
+            OpenApiExample(
+                "Create a project",
+                request_only=True,
+                value={"name": "Payments API", "description": "Card payments, EU region"},
+            ),
+            OpenApiExample(
+                "The project", response_only=True, status_codes=["201"], value=PROJECT_EXAMPLE
+            ),
+        ],
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -69,7 +102,11 @@ class ProjectListApi(OrgApiView):
 class ProjectDetailApi(OrgApiView):
     required_scopes = {"GET": "projects:read"}
 
-    @extend_schema(operation_id="projects_retrieve", responses=ProjectOutputSerializer)
+    @extend_schema(
+        operation_id="projects_retrieve",
+        responses={200: ProjectOutputSerializer, **problems(401, 403, 404)},
+        examples=[OpenApiExample("A project", response_only=True, value=PROJECT_EXAMPLE)],
+    )
     def get(self, request, project_id):
         project = selectors.project_get(organization=self.organization, project_id=project_id)
         return Response(ProjectOutputSerializer(project).data)
@@ -115,7 +152,10 @@ class AuditLogApi(OrgApiView):
             OpenApiParameter("cursor", str),
             OpenApiParameter("limit", int),
         ],
-        responses={200: AuditLogEntrySerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+        responses={
+            200: paginated(AuditLogEntrySerializer, "PaginatedAuditLogEntryList"),
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
@@ -128,6 +168,16 @@ class AuditLogApi(OrgApiView):
         return paginate(self, entries, AuditLogEntrySerializer)
 
 
+HEALTH = inline_serializer(
+    "Health",
+    {
+        "status": serializers.CharField(help_text="`ok`, or `degraded` (with a 503)."),
+        "database": serializers.CharField(help_text="`ok` or `unavailable`."),
+        "cache": serializers.CharField(help_text="`ok` or `unavailable`."),
+    },
+)
+
+
 class HealthApi(APIView):
     """Liveness and dependencies, for load balancers and operators; needs no token."""
 
@@ -138,16 +188,23 @@ class HealthApi(APIView):
         operation_id="health",
         auth=[],
         responses={
-            200: inline_serializer(
-                "Health",
-                {
-                    "status": serializers.CharField(),
-                    "database": serializers.CharField(),
-                    "cache": serializers.CharField(),
-                },
-            ),
-            503: OpenApiTypes.OBJECT,
+            200: HEALTH,
+            503: HEALTH,
         },
+        examples=[
+            OpenApiExample(
+                "Healthy",
+                response_only=True,
+                status_codes=["200"],
+                value={"status": "ok", "database": "ok", "cache": "ok"},
+            ),
+            OpenApiExample(
+                "Redis is down",
+                response_only=True,
+                status_codes=["503"],
+                value={"status": "degraded", "database": "ok", "cache": "unavailable"},
+            ),
+        ],
     )
     def get(self, request):
         checks = {"database": _check_database(), "cache": _check_cache()}

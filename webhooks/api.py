@@ -5,6 +5,7 @@ token's organization before it reads the body, so another org's id is a 404 what
 """
 
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     extend_schema,
     extend_schema_serializer,
@@ -17,10 +18,48 @@ from common.pagination import CreatedCursorPagination
 from keys.api import AwareDateTimeField
 from portal.api import paginate
 from portal.api_base import OrgApiView
+from portal.schema import paginated, problems
 from webhooks import endpoints, selectors
 from webhooks.models import DeliveryAttempt, Event, WebhookEndpoint
 
 PAGE_PARAMS = [OpenApiParameter("cursor", str), OpenApiParameter("limit", int)]
+
+ENDPOINT_EXAMPLE = {
+    "id": "d63b64cd-171f-4f28-bebb-d97ef8ad7fec",
+    "url": "https://hooks.example.com/tollgate",
+    "description": "Billing sync",
+    "event_types": ["invoice.finalized", "key.created"],
+    "environment": "live",
+    "status": "enabled",
+    "disabled_reason": "",
+    "secret_fingerprint": "e0253d16",
+    "previous_secret_expires_at": None,
+    "created_at": "2026-11-25T19:03:58.489464Z",
+    "updated_at": "2026-11-25T19:03:58.489679Z",
+}
+EVENT_EXAMPLE = {
+    "id": "msg_2e1ae020f39744d8b4e884143f942fc5",
+    "webhook_id": "msg_2e1ae020f39744d8b4e884143f942fc5",
+    "type": "subscription.updated",
+    "version": 1,
+    "environment": "live",
+    "created_at": "2026-11-25T19:03:58.452500Z",
+    "data": {
+        "id": "0e5f7f6e-a150-433b-975e-ec75c1def58b",
+        "plan": "growth",
+        "change": "plan_changed",
+        "status": "active",
+        "currency": "USD",
+        "previous": None,
+        "started_at": "2026-11-25T19:03:58.432689Z",
+        "effective_at": "2026-11-25T19:03:58.432689Z",
+        "plan_version": 1,
+        "trial_ends_at": None,
+        "current_period_end": "2026-12-25T19:03:58.432689Z",
+        "cancel_at_period_end": False,
+        "current_period_start": "2026-11-25T19:03:58.432689Z",
+    },
+}
 READ_WRITE = {"GET": "webhooks:read", "POST": "webhooks:write"}
 
 
@@ -154,7 +193,17 @@ class WebhookEndpointListApi(OrgApiView):
     @extend_schema(
         operation_id="webhook_endpoints_list",
         parameters=[FilterSerializer, *PAGE_PARAMS],
-        responses=WebhookEndpointOutputSerializer(many=True),
+        responses={
+            200: paginated(WebhookEndpointOutputSerializer, "PaginatedWebhookEndpointList"),
+            **problems(400, 401, 403),
+        },
+        examples=[
+            OpenApiExample(
+                "A page of endpoints",
+                response_only=True,
+                value={"next": None, "previous": None, "results": [ENDPOINT_EXAMPLE]},
+            )
+        ],
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
@@ -165,7 +214,28 @@ class WebhookEndpointListApi(OrgApiView):
     @extend_schema(
         operation_id="webhook_endpoints_create",
         request=InputSerializer,
-        responses={201: WebhookEndpointWithSecretSerializer},
+        responses={201: WebhookEndpointWithSecretSerializer, **problems(400, 401, 403, 422)},
+        examples=[
+            OpenApiExample(
+                "Invoices and new keys to the billing system",
+                request_only=True,
+                value={
+                    "url": "https://hooks.example.com/tollgate",
+                    "environment": "live",
+                    "event_types": ["key.created", "invoice.finalized"],
+                    "description": "Billing sync",
+                },
+            ),
+            OpenApiExample(
+                "The endpoint with its signing secret (shown once)",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "secret": "whsec_HFQT+nyJtCwZggQOwSSRZtwNH8p2ktpFxLmVa44qvZQ=",
+                    **ENDPOINT_EXAMPLE,
+                },
+            ),
+        ],
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
@@ -342,7 +412,10 @@ class WebhookEndpointAttemptListApi(OrgApiView):
     @extend_schema(
         operation_id="webhook_endpoints_attempts",
         parameters=[FilterSerializer, *PAGE_PARAMS],
-        responses=DeliveryAttemptOutputSerializer(many=True),
+        responses={
+            200: paginated(DeliveryAttemptOutputSerializer, "PaginatedDeliveryAttemptList"),
+            **problems(400, 401, 403, 404),
+        },
     )
     def get(self, request, endpoint_id):
         endpoint = selectors.endpoint_get(organization=self.organization, endpoint_id=endpoint_id)
@@ -407,7 +480,21 @@ class EventListApi(OrgApiView):
     @extend_schema(
         operation_id="events_list",
         parameters=[FilterSerializer, *PAGE_PARAMS],
-        responses=WebhookEventOutputSerializer(many=True),
+        responses={
+            200: paginated(WebhookEventOutputSerializer, "PaginatedWebhookEventList"),
+            **problems(400, 401, 403),
+        },
+        examples=[
+            OpenApiExample(
+                "A page of events",
+                response_only=True,
+                value={
+                    "next": "https://tollgate.example.com/api/v1/events?cursor=cD0yMDI2LTExLTI1KzE5JTNBMDMlM0E1OC40NTI1MDAlMkIwMCUzQTAw&limit=1",
+                    "previous": None,
+                    "results": [EVENT_EXAMPLE],
+                },
+            )
+        ],
     )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)

@@ -5,7 +5,7 @@ anyway, so a token would protect nothing."""
 
 from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -14,6 +14,10 @@ from rest_framework.views import APIView
 from webhooks.catalog import asyncapi_document, event_type_json, event_types
 
 CACHE_SECONDS = 300  # the catalog changes only with a deployment
+# Taken from the catalog itself, so the documented example can never drift from it.
+EVENT_TYPES_EXAMPLE = {
+    "results": [event_type_json(item) for item in event_types() if item.name == "key.created"]
+}
 
 
 class _PublicCatalogApi(APIView):
@@ -53,6 +57,13 @@ class EventTypeListApi(_PublicCatalogApi):
                 },
             )
         },
+        examples=[
+            OpenApiExample(
+                "One event type (the list has them all)",
+                response_only=True,
+                value=EVENT_TYPES_EXAMPLE,
+            )
+        ],
     )
     def get(self, request):
         return Response({"results": [event_type_json(event_type) for event_type in event_types()]})
