@@ -5,9 +5,14 @@ uses for its tokens: a typo fails the checksum without a database lookup, and se
 scanners can match the pattern. Only a SHA-256 hash is stored.
 """
 
+import base64
 import hashlib
+import hmac
 import secrets
 import zlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
 
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CHECKSUM_LENGTH = 6
@@ -43,3 +48,22 @@ def checksum_ok(secret: str) -> bool:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _cipher(purpose: str) -> Fernet:
+    """A Fernet cipher whose key is derived from SECRET_KEY and the purpose, so a value
+    sealed for one use cannot be opened as another."""
+    derived = hmac.new(settings.SECRET_KEY.encode(), purpose.encode(), "sha256").digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
+
+
+def seal(value: str, *, purpose: str) -> str:
+    return _cipher(purpose).encrypt(value.encode()).decode()
+
+
+def unseal(token: str, *, purpose: str) -> str | None:
+    """The sealed value, or None when it cannot be opened (SECRET_KEY changed, tampering)."""
+    try:
+        return _cipher(purpose).decrypt(token.encode()).decode()
+    except (InvalidToken, ValueError):
+        return None

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from billing import alerts_api, invoices_api, pricing_api
 from billing import api as billing_api
+from devdocs import status_api
 from keys import api as keys_api
 from keys import gate_api
 from portal import api as portal_api
@@ -20,6 +21,7 @@ urlpatterns = [
     path("keys/<str:key_id>/rotate", keys_api.KeyRotateApi.as_view(), name="key-rotate"),
     path("keys/<str:key_id>/revoke", keys_api.KeyRevokeApi.as_view(), name="key-revoke"),
     path("verify", gate_api.VerifyApi.as_view(), name="verify"),
+    path("gate/outcomes", status_api.GateOutcomesApi.as_view(), name="gate-outcomes"),
     path("api-versions", keys_api.ApiVersionListApi.as_view(), name="api-versions"),
     path("meters", billing_api.MeterListApi.as_view(), name="meters"),
     path("usage/events", billing_api.UsageEventsApi.as_view(), name="usage-events"),

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "keys",
     "billing",
     "webhooks",
+    "devdocs",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,11 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-webhook-deliveries": {
         "task": "webhooks.tasks.sweep_deliveries",
         "schedule": 5.0,
+    },
+    # DOCS-7: e-mail orgs that called a deprecated endpoint in the last 30 days (once each).
+    "send-deprecation-notices": {
+        "task": "devdocs.tasks.send_deprecation_notices",
+        "schedule": crontab(minute=15, hour=6),
     },
 }
 

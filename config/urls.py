@@ -15,5 +15,10 @@ urlpatterns = [
     path("o/<slug:slug>/webhooks/catalog/", include("webhooks.catalog_urls")),
     path("pricing", pricing_views.pricing, name="pricing"),
     path("webhooks/stripe/", stripe_views.stripe_webhook, name="stripe_webhook"),
+    path("docs/guides/", include("devdocs.guide_urls")),
+    path("docs/", include("devdocs.reference_urls")),
+    path("sandbox/", include("devdocs.sandbox_urls")),
+    path("", include("devdocs.status_urls")),
+    path("", include("devdocs.changelog_urls")),
     path("", include("portal.urls")),
 ]

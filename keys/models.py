@@ -1,10 +1,12 @@
 """API keys: shown once, stored as a SHA-256 hash with a visible prefix."""
 
+import json
 import uuid
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from portal.models import Organization, Project
 
@@ -42,6 +44,9 @@ class ApiKey(models.Model):
     replaced_by = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaces"
     )
+    # Test keys only: the secret, encrypted, so the docs can put the reader's own sandbox key
+    # into code samples (as Stripe shows test keys again). Live keys are shown once, never.
+    secret_encrypted = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -92,6 +97,9 @@ class ApiVersion(models.Model):
     title = models.CharField(max_length=200, blank=True)
     base_path = models.CharField(max_length=255, blank=True)
     openapi = models.JSONField()
+    # The document as uploaded: PostgreSQL's jsonb keeps no key order, and the docs and the
+    # sandbox show operations, properties and examples in the author's order.
+    openapi_text = models.TextField(blank=True, default="", editable=False)
     deprecated_at = models.DateTimeField(null=True, blank=True)
     sunset_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -105,6 +113,13 @@ class ApiVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product.code} {self.version}"
+
+    @cached_property
+    def document(self) -> dict:
+        """The OpenAPI document in the order it was written (falls back to `openapi`)."""
+        if self.openapi_text:
+            return json.loads(self.openapi_text)
+        return self.openapi
 
 
 class Endpoint(models.Model):

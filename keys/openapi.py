@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 from common.errors import InvalidInput
+from keys.openapi_refs import check_refs
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -133,6 +134,9 @@ def parse_openapi(document) -> ParsedDocument:
                 "detail": f"At most {MAX_OPERATIONS} operations per version.",
             }
         )
+    # References are resolved when the docs and the sandbox read the document: any that is
+    # not local, or points nowhere, refuses the upload now rather than breaking a page later.
+    problems.extend(check_refs(document))
     if not operations and not problems:
         problems.append({"field": "openapi.paths", "detail": "The document has no operations."})
     if problems:

@@ -1,6 +1,7 @@
 """Writes for API keys: issue, rotate with a grace period, revoke, mark used."""
 
 import ipaddress
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from common.errors import Conflict, InvalidInput
 from common.redis import get_redis
+from common.secrets import seal, unseal
 from keys.format import key_generate, key_hash, key_prefix
 from keys.keycache import publish_key_change_on_commit
 from keys.models import ApiKey, ApiProduct, ApiVersion, Block, Endpoint
@@ -73,8 +75,23 @@ def _clean_expiry(expires_at: datetime | None) -> datetime | None:
     return expires_at
 
 
+TEST_KEY_PURPOSE = "test-key-for-docs"
+
+
 def _new_key_row(*, raw_key: str, **fields) -> ApiKey:
-    return ApiKey.objects.create(key_hash=key_hash(raw_key), prefix=key_prefix(raw_key), **fields)
+    # Test keys are also kept sealed so the docs can fill the reader's own sandbox key into
+    # samples (docs/keys.md); live keys exist only as their hash.
+    sealed = seal(raw_key, purpose=TEST_KEY_PURPOSE) if fields["environment"] == "test" else ""
+    return ApiKey.objects.create(
+        key_hash=key_hash(raw_key), prefix=key_prefix(raw_key), secret_encrypted=sealed, **fields
+    )
+
+
+def test_key_secret(key: ApiKey) -> str | None:
+    """The secret of a test key, for the docs samples of its own organization's members."""
+    if key.environment != ApiKey.Environment.TEST or not key.secret_encrypted:
+        return None
+    return unseal(key.secret_encrypted, purpose=TEST_KEY_PURPOSE)
 
 
 def _public_fields(key: ApiKey) -> dict:
@@ -288,6 +305,7 @@ def api_version_create(
             title=parsed.title[:200],
             base_path=parsed.base_path,
             openapi=document,
+            openapi_text=json.dumps(document),
         )
         seen: set[tuple[str, str]] = set()
         endpoints = []

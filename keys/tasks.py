@@ -10,6 +10,7 @@ from common.redis import get_redis
 from keys.gate_usage import drain
 from keys.models import ApiKey
 from keys.services import key_mark_used
+from keys.signals import gate_calls_ingested
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +18,10 @@ logger = logging.getLogger(__name__)
 def _ingest_gate_events(events: list[dict]) -> None:
     result = usage_ingest(events=events, source="gate")
     _mark_keys_used(events)
+    refused = {rejection.index for rejection in result.rejected}
+    written = [event for index, event in enumerate(events) if index not in refused]
+    if written:
+        gate_calls_ingested.send(sender=_ingest_gate_events, events=written)
     for rejection in result.rejected:
         # e.g. an endpoint mapped to a meter that was since renamed: say so, loudly.
         logger.warning(

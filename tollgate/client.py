@@ -49,6 +49,14 @@ class GateClient:
         self._denials: dict[str, tuple[GateAnswer, float]] = {}
         self._local = threading.local()
 
+    @property
+    def product(self) -> str | None:
+        return self._product
+
+    @property
+    def version(self) -> str | None:
+        return self._version
+
     def _connection(self):
         connection = getattr(self._local, "connection", None)
         if connection is None:

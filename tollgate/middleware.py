@@ -7,12 +7,21 @@ or `scope["state"]["tollgate"]` (ASGI), and its response carries the RateLimit h
 Usage needs no reporting from here: the gate meters every allowed call, in batches, itself.
 If the gate cannot be reached, calls are refused with 503 (or let through with
 `FAIL_OPEN`).
+
+What the gate cannot see is your API's answer. For every call it passed on, the middleware
+measures the answer's status and duration and hands them to an OutcomeReporter
+(tollgate/reporter.py), which sends them in batches to `POST /api/v1/gate/outcomes` from a
+background thread: Tollgate's public status page is computed from them. Reporting never
+blocks or fails a request; `REPORT_OUTCOMES: False` turns it off.
 """
 
 import asyncio
+import contextlib
 import json
+import time
 
 from tollgate.client import GateAnswer, GateClient
+from tollgate.reporter import OutcomeReporter, utc_now_iso
 
 STATUS_BY_CODE = {
     "key_missing": 401,
@@ -80,6 +89,47 @@ def decide(
     return answer, None
 
 
+def outcome_for(
+    client: GateClient,
+    answer: GateAnswer,
+    method: str,
+    path: str,
+    status: int,
+    started: float,
+    at: str,
+) -> dict:
+    """The body of one outcome, as POST /api/v1/gate/outcomes takes it: the same method,
+    path, product and version the gate matched, so Tollgate finds the same endpoint."""
+    outcome = {
+        "request_id": answer.body.get("request_id"),
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+        "at": at,
+        "environment": answer.body.get("environment") or "live",
+    }
+    if client.product:
+        outcome["product"] = client.product
+    if client.version:
+        outcome["version"] = client.version
+    if not outcome["request_id"]:
+        del outcome["request_id"]
+    return outcome
+
+
+def reporter_from(config: dict) -> OutcomeReporter | None:
+    if not config.get("REPORT_OUTCOMES", True) or not config.get("URL"):
+        return None
+    return OutcomeReporter(
+        config["URL"],
+        config["TOKEN"],
+        flush_seconds=config.get("OUTCOMES_FLUSH_SECONDS", 5.0),
+        batch_size=config.get("OUTCOMES_BATCH_SIZE", 500),
+        max_buffer=config.get("OUTCOMES_MAX_BUFFER", 10_000),
+    )
+
+
 def _settings():
     from django.conf import settings
 
@@ -89,10 +139,17 @@ def _settings():
 class TollgateMiddleware:
     """Django: `MIDDLEWARE = [..., "tollgate.middleware.TollgateMiddleware"]`."""
 
-    def __init__(self, get_response, client: GateClient | None = None):
+    def __init__(
+        self,
+        get_response,
+        client: GateClient | None = None,
+        reporter: OutcomeReporter | None = None,
+    ):
         self.get_response = get_response
         config = _settings()
         self.fail_open = bool(config.get("FAIL_OPEN", False))
+        # An injected client comes without reporting unless a reporter is injected too.
+        self.reporter = reporter if (reporter or client) else reporter_from(config)
         self.client = client or GateClient(
             config["URL"],
             config["TOKEN"],
@@ -119,11 +176,29 @@ class TollgateMiddleware:
             response = HttpResponse(body, status=status, content_type="application/problem+json")
         else:
             request.tollgate = answer.body if answer else None
-            response = self.get_response(request)
+            if self.reporter is None or answer is None:
+                response = self.get_response(request)
+            else:
+                response = self._measured(request, answer)
         for name in PASSED_HEADERS:
             if answer is not None and name in answer.headers:
                 response[name] = answer.headers[name]
         return response
+
+    def _measured(self, request, answer: GateAnswer):
+        at, started = utc_now_iso(), time.perf_counter()
+        status = 500  # what Django answers when the view raises
+        try:
+            response = self.get_response(request)
+            status = response.status_code
+            return response
+        finally:
+            with contextlib.suppress(Exception):  # reporting never fails the request
+                self.reporter.report(
+                    outcome_for(
+                        self.client, answer, request.method, request.path, status, started, at
+                    )
+                )
 
 
 class TollgateASGIMiddleware:
@@ -137,11 +212,16 @@ class TollgateASGIMiddleware:
         token: str,
         fail_open: bool = False,
         client: GateClient | None = None,
+        reporter: OutcomeReporter | None = None,
+        report_outcomes: bool = True,
         **options,
     ):
         self.app = app
         self.fail_open = fail_open
         self.client = client or GateClient(url, token, **options)
+        if reporter is None and client is None and report_outcomes:
+            reporter = OutcomeReporter(url, token)
+        self.reporter = reporter
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -178,10 +258,35 @@ class TollgateASGIMiddleware:
             await send({"type": "http.response.body", "body": body})
             return None
         scope.setdefault("state", {})["tollgate"] = answer.body if answer else None
+        measure = self.reporter is not None and answer is not None
+        at, started = utc_now_iso(), time.perf_counter()
+        answered = {"status": 500, "reported": False}  # an app that raises gets a 500
+
+        def report() -> None:
+            if measure and not answered["reported"]:
+                answered["reported"] = True
+                with contextlib.suppress(Exception):  # reporting never fails the request
+                    self.reporter.report(
+                        outcome_for(
+                            self.client,
+                            answer,
+                            scope["method"],
+                            scope["path"],
+                            answered["status"],
+                            started,
+                            at,
+                        )
+                    )
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *passed]}
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                report()  # the whole answer is out: its duration is known
 
-        return await self.app(scope, receive, send_with_headers)
+        try:
+            return await self.app(scope, receive, send_with_headers)
+        finally:
+            report()

@@ -23,3 +23,15 @@ def test_seed_demo_leaves_an_invoice_and_a_running_period_and_reruns_cleanly(db,
     call_command("seed_demo", "--password", "demo-password-123")
     assert Invoice.objects.filter(organization__slug="acme").count() == 1
     assert UsageEvent.objects.count() == events
+
+
+def test_seed_demo_publishes_the_demo_api_for_the_docs_and_the_sandbox(db, meters):
+    from keys.models import ApiVersion
+
+    call_command("seed_demo", "--password", "demo-password-123")
+    call_command("seed_demo", "--password", "demo-password-123")
+
+    version = ApiVersion.objects.get(product__code="documents", version="v1")
+    assert version.base_path == "/v1"
+    assert version.endpoints.filter(method="GET", path_template="/documents").exists()
+    assert version.endpoints.filter(group="bulk").exists()

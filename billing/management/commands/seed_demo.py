@@ -3,8 +3,10 @@
 It lives in the top-most app so it may seed every layer (tenancy, keys, usage).
 """
 
+import json
 import random
 from datetime import timedelta
+from pathlib import Path
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -20,6 +22,7 @@ from billing.profiles import profile_update
 from billing.subscriptions import subscription_current, subscription_subscribe
 from common.secrets import random_base62
 from keys import services as key_services
+from keys.models import ApiVersion
 from portal import services
 from portal.audit import Actor
 from portal.models import Organization, Project, User
@@ -30,6 +33,8 @@ DEV_PASSWORD = "tollgate-demo"  # printed and documented; only used with DEBUG
 # acme subscribed this many days ago: its first period is closed and invoiced, and the
 # ledger still accepts all of its usage (USAGE_LATE_ARRIVAL_DAYS is 35).
 DEMO_HISTORY_DAYS = 33
+# The provider's API of the demo: its reference, sandbox and collections are in the docs.
+DEMO_API_DOCUMENT = Path(settings.BASE_DIR) / "docs" / "examples" / "documents_api.json"
 
 
 class Command(BaseCommand):
@@ -77,6 +82,12 @@ class Command(BaseCommand):
                     self.stdout.write(f"Created {environment} key (shown once): {raw}")
         for item in ensure_demo_catalog(actor=actor):
             self.stdout.write(f"Created {item}")
+        if not ApiVersion.objects.filter(product__code="documents", version="v1").exists():
+            document = json.loads(DEMO_API_DOCUMENT.read_text())
+            key_services.api_version_create(
+                actor=actor, product_code="documents", version="v1", document=document
+            )
+            self.stdout.write("Created the demo API: documents v1 (docs at /docs/documents/v1/).")
         if not BillingProfile.objects.filter(organization=organization).exists():
             profile_update(
                 actor=actor,

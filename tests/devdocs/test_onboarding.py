@@ -1,0 +1,233 @@
+"""The onboarding checklist ticks from real data: keys, gate calls in the ledger, webhook
+deliveries; the time to first success; test keys sealed for the docs, live keys never."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from devdocs.models import OnboardingMilestone
+from devdocs.onboarding import adoption_funnel, checklist
+from devdocs.reader import KEY_PLACEHOLDER, reader_for
+from keys import services as key_services
+from keys.models import ApiKey
+from keys.tasks import drain_gate_usage
+from portal.audit import Actor
+from portal.roles import Role
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.keys import conftest as gate_fixtures
+from tests.keys.conftest import call
+from tests.webhooks import conftest as webhook_fixtures
+from webhooks.delivery import SUCCEEDED, attempt
+
+pytestmark = pytest.mark.django_db
+# Fixtures of the gate's and the webhooks' tests.
+gate = gate_fixtures.gate
+_webhook_settings = webhook_fixtures._webhook_settings
+receiver = webhook_fixtures.receiver
+make_endpoint = webhook_fixtures.make_endpoint
+endpoint = webhook_fixtures.endpoint
+emit_ping = webhook_fixtures.emit_ping
+SYSTEM = Actor.system("test")
+Step = OnboardingMilestone.Step
+
+
+def _issue(project, environment="test", scopes=("read", "write", "bulk")):
+    return key_services.key_create(
+        actor=SYSTEM, project=project, name="k", environment=environment, scopes=list(scopes)
+    )
+
+
+# --- Sealed test keys ----------------------------------------------------------------------
+def test_test_keys_are_sealed_for_the_docs_and_live_keys_are_not(org):
+    project = ProjectFactory(organization=org)
+    test_key, test_raw = _issue(project)
+    live_key, _live_raw = _issue(project, "live")
+
+    assert test_key.secret_encrypted and test_raw not in test_key.secret_encrypted
+    assert key_services.test_key_secret(test_key) == test_raw
+    assert live_key.secret_encrypted == ""
+    assert key_services.test_key_secret(live_key) is None
+
+
+def test_a_rotated_test_key_is_sealed_too_and_a_tampered_seal_reads_as_none(org):
+    project = ProjectFactory(organization=org)
+    key, _raw = _issue(project)
+    new, new_raw = key_services.key_rotate(actor=SYSTEM, key=key, grace_period_seconds=60)
+    assert key_services.test_key_secret(new) == new_raw
+
+    ApiKey.objects.filter(pk=new.pk).update(secret_encrypted="not-a-fernet-token")
+    assert key_services.test_key_secret(ApiKey.objects.get(pk=new.pk)) is None
+
+
+# --- The reader's own key ------------------------------------------------------------------
+class _Request:
+    """What reader_for reads from a request, without a view around it."""
+
+    def __init__(self, user, query=None):
+        self.user = user
+        self.GET = query or {}
+        self.session = {}
+
+    def build_absolute_uri(self, path):
+        return "http://docs.test" + path
+
+
+def test_reader_sees_their_own_orgs_newest_active_test_key(org, other_org):
+    developer = UserFactory()
+    MembershipFactory(organization=org, user=developer, role=Role.DEVELOPER)
+    project = ProjectFactory(organization=org)
+    _issue(project, "live")
+    old, _old_raw = _issue(project)
+    _new, _new_raw = _issue(project)
+    key_services.key_revoke(actor=SYSTEM, key=_new)
+    assert old.status == "active"
+
+    reader = reader_for(_Request(developer))
+
+    assert reader.organization == org
+    assert reader.api_key == _old_raw
+    assert reader.sandbox_url("documents", "v1") == "http://docs.test/sandbox/documents/v1"
+
+
+def test_no_other_org_and_no_viewer_ever_sees_the_key(org, other_org):
+    project = ProjectFactory(organization=org)
+    _key, raw = _issue(project)
+    outsider = UserFactory()
+    MembershipFactory(organization=other_org, user=outsider, role=Role.OWNER)
+    viewer = UserFactory()
+    MembershipFactory(organization=org, user=viewer, role=Role.VIEWER)
+
+    for user in (outsider, viewer):
+        reader = reader_for(_Request(user, {"org": org.slug}))
+        assert reader.api_key == KEY_PLACEHOLDER
+        assert reader.organization != org or user == viewer
+        assert raw not in repr(reader)
+
+
+def test_reader_may_pick_another_of_their_orgs(org, other_org):
+    user = UserFactory()
+    MembershipFactory(organization=org, user=user, role=Role.OWNER)
+    MembershipFactory(organization=other_org, user=user, role=Role.ADMIN)
+    _key, other_raw = _issue(ProjectFactory(organization=other_org))
+
+    request = _Request(user, {"org": other_org.slug})
+    assert reader_for(request).api_key == other_raw
+    assert request.session["docs_org"] == other_org.slug
+    assert reader_for(_Request(user, {"org": "no-such-org"})).organization == org
+
+
+# --- Milestones from real calls ------------------------------------------------------------
+def test_first_sandbox_and_live_calls_are_recorded_when_the_calls_reach_the_ledger(gate, org):
+    project = ProjectFactory(organization=org)
+    _test_key, test_raw = _issue(project)
+    _live_key, live_raw = _issue(project, "live")
+    first_at = timezone.now() - timedelta(seconds=30)
+
+    assert call(gate, test_raw, path="/v1/documents/1", ip="203.0.113.9").allowed
+    drain_gate_usage()
+    sandbox = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_SANDBOX_CALL)
+    assert sandbox.reached_at >= first_at
+    assert not OnboardingMilestone.objects.filter(step=Step.FIRST_LIVE_CALL).exists()
+
+    assert call(gate, test_raw, path="/v1/documents/2").allowed
+    assert call(gate, live_raw, path="/v1/documents/3").allowed
+    drain_gate_usage()
+
+    # The first call stays the first; the live call has its own milestone.
+    assert OnboardingMilestone.objects.get(pk=sandbox.pk).reached_at == sandbox.reached_at
+    assert OnboardingMilestone.objects.filter(organization=org).count() == 2
+    live = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_LIVE_CALL)
+    assert live.reached_at > sandbox.reached_at
+
+
+def test_a_denied_call_ticks_nothing(gate, org):
+    project = ProjectFactory(organization=org)
+    _key, raw = _issue(project, scopes=("write",))
+
+    assert not call(gate, raw, path="/v1/documents/1").allowed  # scope_missing
+    drain_gate_usage()
+
+    assert not OnboardingMilestone.objects.filter(organization=org).exists()
+
+
+def test_checklist_ticks_from_keys_calls_and_webhooks(gate, org, endpoint, emit_ping):
+    owner = UserFactory(date_joined=timezone.now() - timedelta(minutes=4))
+    MembershipFactory(organization=org, user=owner, role=Role.OWNER)
+    listed = checklist(org)
+    assert [item.done for item in listed.items] == [False, False, False, False]
+    assert listed.time_to_first_success is None
+
+    project = ProjectFactory(organization=org)
+    _key, raw = _issue(project)
+    assert call(gate, raw).allowed
+    drain_gate_usage()
+    [delivery] = emit_ping("hello")
+    assert attempt(delivery.pk) == SUCCEEDED
+
+    listed = checklist(org)
+    assert [item.step for item in listed.items if item.done] == [
+        Step.KEY_CREATED,
+        Step.FIRST_SANDBOX_CALL,
+        Step.FIRST_WEBHOOK,
+    ]
+    assert timedelta(minutes=3) < listed.time_to_first_success < timedelta(minutes=6)
+    # Stored once: the webhook step no longer needs a lookup, and does not move.
+    stored = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_WEBHOOK)
+    assert checklist(org).items[2].reached_at == stored.reached_at
+
+
+def test_one_orgs_progress_never_ticks_anothers(gate, org, other_org):
+    _key, raw = _issue(ProjectFactory(organization=org))
+    assert call(gate, raw).allowed
+    drain_gate_usage()
+
+    assert [item.done for item in checklist(other_org).items] == [False] * 4
+    assert not OnboardingMilestone.objects.filter(organization=other_org).exists()
+
+
+def test_dashboard_shows_the_checklist(client, gate, org):
+    owner = UserFactory()
+    MembershipFactory(organization=org, user=owner, role=Role.OWNER)
+    client.force_login(owner)
+    _key, raw = _issue(ProjectFactory(organization=org))
+    assert call(gate, raw).allowed
+    drain_gate_usage()
+
+    page = client.get(reverse("portal:dashboard", kwargs={"slug": org.slug}))
+
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'data-step="key_created" data-done="true"' in html
+    assert 'data-step="first_sandbox_call" data-done="true"' in html
+    assert 'data-step="first_webhook" data-done="false"' in html
+    assert "data-time-to-first-success" in html
+
+
+def test_adoption_funnel_counts_each_step_and_the_median_time(org, other_org):
+    now = timezone.now()
+    for organization, minutes in ((org, 2), (other_org, 10)):
+        owner = UserFactory(date_joined=now - timedelta(minutes=minutes))
+        MembershipFactory(organization=organization, user=owner, role=Role.OWNER)
+        OnboardingMilestone.objects.create(
+            organization=organization, step=Step.FIRST_SANDBOX_CALL, reached_at=now
+        )
+    OnboardingMilestone.objects.create(organization=org, step=Step.KEY_CREATED, reached_at=now)
+
+    funnel = adoption_funnel()
+
+    assert funnel.reached[Step.FIRST_SANDBOX_CALL] == 2
+    assert funnel.reached[Step.KEY_CREATED] == 1
+    assert funnel.reached[Step.FIRST_LIVE_CALL] == 0
+    assert funnel.under_five_minutes == 1
+    assert timedelta(minutes=5) < funnel.median_time_to_first_success < timedelta(minutes=7)
+
+
+def test_operator_sees_the_funnel_in_admin(admin_client, org):
+    OnboardingMilestone.objects.create(
+        organization=org, step=Step.KEY_CREATED, reached_at=timezone.now()
+    )
+    page = admin_client.get(reverse("admin:devdocs_onboardingmilestone_changelist"))
+    assert page.status_code == 200
+    assert b"Adoption funnel" in page.content
