@@ -35,3 +35,16 @@ def test_seed_demo_publishes_the_demo_api_for_the_docs_and_the_sandbox(db, meter
     assert version.base_path == "/v1"
     assert version.endpoints.filter(method="GET", path_template="/documents").exists()
     assert version.endpoints.filter(group="bulk").exists()
+
+
+def test_seed_demo_writes_a_changelog_entry_and_a_deprecation_once(db, meters):
+    from devdocs.models import ChangelogEntry, Deprecation
+    from keys.models import Endpoint
+
+    call_command("seed_demo", "--password", "demo-password-123")
+    call_command("seed_demo", "--password", "demo-password-123")
+
+    assert ChangelogEntry.objects.filter(slug="documents-api-v1").count() == 1
+    [deprecation] = Deprecation.objects.all()
+    render = Endpoint.objects.get(pk=deprecation.endpoint_id)
+    assert render.deprecated and render.sunset_at == deprecation.sunset_at

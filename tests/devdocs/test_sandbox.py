@@ -20,6 +20,7 @@ from keys.services import api_version_create, key_create
 from keys.tasks import drain_gate_usage
 from portal.audit import Actor
 from tests.factories import ProjectFactory
+from tests.keys.conftest import on_hourly_limit
 
 SYSTEM = Actor.system("test")
 DOCUMENTS_API = json.loads(
@@ -174,14 +175,15 @@ def test_a_group_outside_the_plan_is_refused(client, key):
     assert_problem(response, 403, "endpoint_not_in_plan")
 
 
-def test_rate_limit_exceeded_answers_429_with_retry_after(client, key):
+def test_rate_limit_exceeded_answers_429_with_retry_after(client, key, org):
+    on_hourly_limit(org)
     statuses = [send(client, key).status_code for _ in range(5)]
     assert statuses == [200] * 5
     response = send(client, key)
     assert_problem(response, 429, "rate_limited")
     assert int(response["Retry-After"]) >= 1
     assert response["RateLimit"].startswith("limit=5, remaining=0")
-    assert response["RateLimit-Policy"] == "5;w=1, 100;w=60"
+    assert response["RateLimit-Policy"] == "5;w=3600"
 
 
 def test_an_unknown_path_is_the_gates_endpoint_unknown(client, key):

@@ -60,3 +60,28 @@ def key_for(project, scopes=("read", "write", "bulk"), **extra):
 def call(gate, key, method="GET", path="/v1/documents/1", **extra):
     raw = key if isinstance(key, str) else key.raw_key
     return gate.decide(VerifyInput(key=raw, method=method, path=path, **extra))
+
+
+def on_hourly_limit(organization, limit: int = 5) -> None:
+    """Puts the org on a plan whose only rate limit is `limit` calls an hour, so a test of
+    the limit does not depend on how fast this machine makes its calls (Free's 5 per
+    second refills while a loaded machine is between two of them)."""
+    from django.core.cache import cache
+
+    from billing.catalog import plan_create
+    from billing.demo_catalog import DEMO_PLANS
+    from billing.models import Plan
+    from billing.subscriptions import subscription_subscribe
+
+    code = f"hourly-{limit}"
+    plan = Plan.objects.filter(code=code).first()
+    if plan is None:
+        free = next(body for body in DEMO_PLANS if body["code"] == "free")
+        entitlements = {
+            **free["entitlements"],
+            "rate_limits": [{"limit": limit, "window_seconds": 3600}],
+        }
+        body = {**free, "code": code, "name": f"{limit} an hour", "tier_rank": 1}
+        plan = plan_create(actor=SYSTEM, body={**body, "entitlements": entitlements})
+    subscription_subscribe(actor=SYSTEM, organization=organization, plan=plan)
+    cache.clear()  # entitlements are cached per org

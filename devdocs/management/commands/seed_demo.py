@@ -1,6 +1,7 @@
 """Seed demo data so a first `make run` shows a populated portal. Safe to run again.
 
-It lives in the top-most app so it may seed every layer (tenancy, keys, usage).
+It lives in the top-most app (devdocs) so it may seed every layer: tenancy, keys, usage,
+billing, the docs portal.
 """
 
 import json
@@ -21,6 +22,8 @@ from billing.models import BillingProfile, Plan
 from billing.profiles import profile_update
 from billing.subscriptions import subscription_current, subscription_subscribe
 from common.secrets import random_base62
+from devdocs.changelog import deprecation_create
+from devdocs.models import ChangelogEntry, Deprecation
 from keys import services as key_services
 from keys.models import ApiVersion
 from portal import services
@@ -88,6 +91,7 @@ class Command(BaseCommand):
                 actor=actor, product_code="documents", version="v1", document=document
             )
             self.stdout.write("Created the demo API: documents v1 (docs at /docs/documents/v1/).")
+        self._changelog(actor)
         if not BillingProfile.objects.filter(organization=organization).exists():
             profile_update(
                 actor=actor,
@@ -123,6 +127,32 @@ class Command(BaseCommand):
                 f"customer owner: {OWNER_EMAIL} at /accounts/login/ (org 'acme')."
             )
         )
+
+    def _changelog(self, actor: Actor) -> None:
+        """A release note and the render endpoint's deprecation, so /changelog has content."""
+        version = ApiVersion.objects.get(product__code="documents", version="v1")
+        if not ChangelogEntry.objects.filter(slug="documents-api-v1").exists():
+            ChangelogEntry.objects.create(
+                slug="documents-api-v1",
+                title="Documents API v1",
+                kind=ChangelogEntry.Kind.ADDED,
+                product=version.product,
+                api_version=version,
+                body="Create, read, update and delete documents; bulk creation runs as a job "
+                "(`POST /documents/bulk`, then `GET /jobs/{job_id}`).",
+                published_at=version.created_at,
+            )
+        render = version.endpoints.filter(path_template="/documents/{document_id}/render").first()
+        if render is not None and not Deprecation.objects.filter(endpoint=render).exists():
+            deprecation_create(
+                actor=actor,
+                api_version=version,
+                endpoint=render,
+                sunset_at=render.sunset_at or timezone.now() + timedelta(days=180),
+                replacement="GET /documents/{document_id}, then render `body` on your side",
+                migration_guide="Fetch the document and render its `body` (Markdown) yourself.",
+            )
+            self.stdout.write("Announced the demo deprecation (see /changelog/deprecations).")
 
     def _usage(self, organization: Organization, project: Project) -> int:
         """A month of plausible usage; event ids are fixed, so a rerun adds nothing."""
