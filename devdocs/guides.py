@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from common.errors import NotFound
 from devdocs.markdown import PLACEHOLDER, render_with_toc
@@ -174,9 +176,11 @@ def guide_get(*, slug: str) -> GuidePage:
 
 
 def default_api_version() -> ApiVersion | None:
-    """The version samples use: the first public product by code, its newest version."""
+    """The version samples use: the first public product by code, its newest version that
+    is not past its sunset (the sandbox would refuse a sunset one)."""
     return (
         ApiVersion.objects.filter(product__private=False)
+        .filter(Q(sunset_at__isnull=True) | Q(sunset_at__gt=timezone.now()))
         .select_related("product")
         .order_by("product__code", "-created_at")
         .first()

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, OuterRef, Subquery
 from django.urls import reverse
 
 from devdocs.models import OnboardingMilestone
@@ -94,7 +94,9 @@ def _looked_up(organization: Organization, missing: set[str]) -> dict[tuple[str,
     found: dict[tuple[str, str], datetime] = {}
     org = str(organization.pk)
     if Step.KEY_CREATED in missing:
-        first = ApiKey.objects.filter(organization=organization).aggregate(at=Min("created_at"))
+        first = ApiKey.objects.filter(
+            organization=organization, environment=ApiKey.Environment.TEST
+        ).aggregate(at=Min("created_at"))
         if first["at"] is not None:
             found[(org, Step.KEY_CREATED)] = first["at"]
     if Step.FIRST_WEBHOOK in missing:
@@ -131,17 +133,36 @@ class Checklist:
         return sum(item.done for item in self.items)
 
 
+# A first owner who signed up at most this long before creating the org signed up for it:
+# their clock starts at sign-up. An existing user's new org starts when it is created.
+SIGN_UP_FOR_THE_ORG = timedelta(hours=24)
+
+
+def started_at(organization_created_at: datetime, owner_joined_at: datetime | None) -> datetime:
+    """When the onboarding clock of an organization starts (time to first success)."""
+    if owner_joined_at is None or owner_joined_at > organization_created_at:
+        return organization_created_at
+    if organization_created_at - owner_joined_at <= SIGN_UP_FOR_THE_ORG:
+        return owner_joined_at
+    return organization_created_at
+
+
+def _first_owner_joined(organization_ref) -> Subquery:
+    return Subquery(
+        Membership.objects.filter(organization=organization_ref, role=Role.OWNER)
+        .order_by("created_at")
+        .values("user__date_joined")[:1]
+    )
+
+
 def onboarding_started_at(organization: Organization) -> datetime:
-    """When its first owner signed up (or the org was created, if that is earlier)."""
-    owner = (
+    joined = (
         Membership.objects.filter(organization=organization, role=Role.OWNER)
         .order_by("created_at")
-        .select_related("user")
+        .values_list("user__date_joined", flat=True)
         .first()
     )
-    if owner is None:
-        return organization.created_at
-    return min(owner.user.date_joined, organization.created_at)
+    return started_at(organization.created_at, joined)
 
 
 def milestones(organization: Organization) -> dict[str, datetime]:
@@ -207,10 +228,13 @@ def adoption_funnel(*, since: datetime | None = None) -> Funnel:
     for step, count in rows.values_list("step").annotate(n=Count("id")).values_list("step", "n"):
         reached[step] = count
     durations = []
-    firsts = rows.filter(step=Step.FIRST_SANDBOX_CALL).select_related("organization")
-    for milestone in firsts.iterator():
-        started = onboarding_started_at(milestone.organization)
-        durations.append(max(milestone.reached_at - started, timedelta(0)))
+    firsts = rows.filter(step=Step.FIRST_SANDBOX_CALL).values_list(
+        "reached_at",
+        "organization__created_at",
+        _first_owner_joined(OuterRef("organization_id")),
+    )
+    for reached_at, created_at, joined in firsts.iterator():
+        durations.append(max(reached_at - started_at(created_at, joined), timedelta(0)))
     return Funnel(
         organizations=organizations.count(),
         reached=reached,

@@ -269,20 +269,51 @@ def _example(document: dict, schema: Any, depth: int, refs: frozenset, budget: l
 
 
 # --- JSON Schema for validation ------------------------------------------------------------
+# Where a schema object holds other schemas: one schema, a list of them, a map of them.
+_ONE_SCHEMA = (
+    "items",
+    "additionalProperties",
+    "not",
+    "contains",
+    "propertyNames",
+    "if",
+    "then",
+    "else",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "additionalItems",
+)
+_LIST_OF_SCHEMAS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_MAP_OF_SCHEMAS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
 def _convert(node: Any, openapi_30: bool) -> Any:
-    """OpenAPI 3.0's schema dialect as JSON Schema 2020-12: `nullable` as a null type,
-    boolean exclusive bounds as numbers; 3.1 documents are JSON Schema already."""
-    if isinstance(node, list):
-        return [_convert(item, openapi_30) for item in node]
+    """One schema object in OpenAPI 3.0's dialect as JSON Schema 2020-12: `nullable` as a
+    null type, boolean exclusive bounds as numbers, OpenAPI-only keywords dropped; 3.1
+    documents are JSON Schema already. Only schema positions are converted: a property
+    named `xml`, or an enum value, is data and stays as it is."""
     if not isinstance(node, dict):
         return node
-    result = {key: _convert(value, openapi_30) for key, value in node.items()}
+    result = dict(node)
+    for keyword in _ONE_SCHEMA:
+        if isinstance(result.get(keyword), dict):
+            result[keyword] = _convert(result[keyword], openapi_30)
+        elif keyword == "items" and isinstance(result.get(keyword), list):
+            result[keyword] = [_convert(item, openapi_30) for item in result[keyword]]
+    for keyword in _LIST_OF_SCHEMAS:
+        if isinstance(result.get(keyword), list):
+            result[keyword] = [_convert(item, openapi_30) for item in result[keyword]]
+    for keyword in _MAP_OF_SCHEMAS:
+        if isinstance(result.get(keyword), dict):
+            result[keyword] = {
+                name: _convert(sub, openapi_30) for name, sub in result[keyword].items()
+            }
     if openapi_30:
         if result.get("nullable") is True:
             kind = result.get("type")
             if isinstance(kind, str):
                 result["type"] = [kind, "null"]
-            elif "enum" in result and None not in result["enum"]:
+            elif isinstance(result.get("enum"), list) and None not in result["enum"]:
                 result["enum"] = [*result["enum"], None]
         for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
             if result.get(exclusive) is True and bound in result:
@@ -290,22 +321,54 @@ def _convert(node: Any, openapi_30: bool) -> Any:
             elif result.get(exclusive) is False:
                 result.pop(exclusive)
     for keyword in _OPENAPI_ONLY:
-        if keyword in result and not isinstance(result.get(keyword), dict | list):
-            result.pop(keyword)
-    result.pop("discriminator", None)
-    result.pop("xml", None)
+        result.pop(keyword, None)
     return result
 
 
+def _convert_document(node: Any, openapi_30: bool) -> Any:
+    """The whole document with every schema in it converted (`schema` members, and the
+    maps under `components.schemas`), so any local `$ref` resolves to a converted schema."""
+    if isinstance(node, list):
+        return [_convert_document(item, openapi_30) for item in node]
+    if not isinstance(node, dict):
+        return node
+    result = {}
+    for key, value in node.items():
+        if key == "schema" and isinstance(value, dict):
+            result[key] = _convert(value, openapi_30)
+        elif key == "schemas" and isinstance(value, dict):
+            result[key] = {name: _convert(sub, openapi_30) for name, sub in value.items()}
+        elif key in ("example", "examples", "default", "enum", "const"):
+            result[key] = value  # data, not schemas
+        else:
+            result[key] = _convert_document(value, openapi_30)
+    return result
+
+
+def validation_root(document: dict) -> dict:
+    """The document converted once for validation: what every `$ref` of a request schema
+    resolves against (devdocs/sandbox.py shares it between all validators of a version)."""
+    openapi_30 = str(document.get("openapi", "")).startswith("3.0")
+    return _convert_document(document, openapi_30)
+
+
 def json_schema(document: dict, schema: dict) -> dict:
-    """A self-contained JSON Schema for `schema`: the document's components ride along so
-    that `#/components/...` references resolve against the schema's own root."""
+    """A self-contained JSON Schema for `schema`: the converted document's components and
+    paths ride along, so that local references resolve against the schema's own root."""
     openapi_30 = str(document.get("openapi", "")).startswith("3.0")
     converted = _convert(copy.deepcopy(schema), openapi_30)
     if not isinstance(converted, dict):
         return {}
-    components = document.get("components")
-    if isinstance(components, dict) and "components" not in converted:
-        converted["components"] = _convert(copy.deepcopy(components), openapi_30)
+    root = validation_root(document)
+    for member in ("components", "paths"):
+        if isinstance(root.get(member), dict) and member not in converted:
+            converted[member] = root[member]
     converted.setdefault("$schema", "https://json-schema.org/draft/2020-12/schema")
     return converted
+
+
+def convert_schema(document: dict, schema: dict) -> dict:
+    """`schema` alone in JSON Schema 2020-12 (its references left as they are)."""
+    openapi_30 = str(document.get("openapi", "")).startswith("3.0")
+    converted = _convert(copy.deepcopy(schema), openapi_30)
+    return converted if isinstance(converted, dict) else {}

@@ -3,10 +3,11 @@
 Signed-in readers who may use their organization's keys (owners, admins, developers) see
 their own test key and the sandbox URL in every sample, guide and collection; everyone else
 sees a placeholder. Only test keys are ever shown again (keys/services.test_key_secret);
-they reach the sandbox and test traffic, never money or live data.
+they reach the sandbox and the provider's test mode, never an invoice or a live quota.
 """
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -40,7 +41,7 @@ class Reader:
         return self.secret or KEY_PLACEHOLDER
 
     def sandbox_url(self, product_code: str, version: str) -> str:
-        return f"{self.site_url}/sandbox/{product_code}/{version}"
+        return f"{self.site_url}/sandbox/{quote(product_code, safe='')}/{quote(version, safe='')}"
 
 
 def site_url(request: HttpRequest | None) -> str:

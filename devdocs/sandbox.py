@@ -31,6 +31,8 @@ from datetime import datetime
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from common.problems import PROBLEM_CONTENT_TYPE, problem_body
 from devdocs import openapi_doc
@@ -297,18 +299,48 @@ def _error_order(error: Any) -> tuple[str, ...]:
 
 # Compiled request validators, per API version and place in its document. A version's
 # document never changes once uploaded (a change is a new version, with a new id), so an
-# entry never goes stale; the bound only caps memory.
+# entry never goes stale; the bounds only cap memory. The converted document that every
+# `$ref` resolves against is held once per version and shared by all its validators.
 _VALIDATORS: dict[tuple[str, ...], Draft202012Validator] = {}
 MAX_CACHED_VALIDATORS = 2000
+_ROOTS: dict[str, tuple[str, dict, Registry]] = {}
+MAX_CACHED_ROOTS = 50
+
+
+def _root_for(document: dict, version_id: str) -> tuple[str, dict, Registry]:
+    found = _ROOTS.get(version_id)
+    if found is None:
+        uri = f"urn:tollgate:api-version:{version_id}"
+        root = _request_view(openapi_doc.validation_root(document))
+        registry = Registry().with_resource(uri, DRAFT202012.create_resource(root))
+        if len(_ROOTS) >= MAX_CACHED_ROOTS:
+            _ROOTS.clear()
+        found = _ROOTS[version_id] = (uri, root, registry)
+    return found
+
+
+def _absolute_refs(node: Any, uri: str) -> Any:
+    """Local references of a schema taken out of its document, made to point into it."""
+    if isinstance(node, list):
+        return [_absolute_refs(item, uri) for item in node]
+    if not isinstance(node, dict):
+        return node
+    result = {key: _absolute_refs(value, uri) for key, value in node.items()}
+    ref = result.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        result["$ref"] = uri + ref
+    return result
 
 
 def validator_for(document: dict, schema: dict, place: tuple[str, ...]) -> Draft202012Validator:
-    """The validator of `schema` as a request schema: building one copies the document's
-    components, too slow to do for every parameter of every call."""
+    """The validator of `schema` as a request schema, its references resolved in the
+    version's shared converted document (`place[0]` is the version's id)."""
     validator = _VALIDATORS.get(place)
     if validator is None:
+        uri, root, registry = _root_for(document, place[0])
+        own = _request_view(openapi_doc.convert_schema(document, schema), root=root)
         validator = Draft202012Validator(
-            _request_view(openapi_doc.json_schema(document, schema)), format_checker=FORMATS
+            _absolute_refs(own, uri), registry=registry, format_checker=FORMATS
         )
         if len(_VALIDATORS) >= MAX_CACHED_VALIDATORS:
             _VALIDATORS.clear()
@@ -316,15 +348,16 @@ def validator_for(document: dict, schema: dict, place: tuple[str, ...]) -> Draft
     return validator
 
 
-def _request_view(schema: dict) -> dict:
+def _request_view(schema: dict, root: dict | None = None) -> dict:
     """OpenAPI: a required property that is `readOnly` is required in responses only, so a
     request without it is valid (e.g. `id`, assigned by the API). Applied to every object
-    schema of the self-contained validation schema, components included."""
+    schema of `schema`; references are looked up in `root` (default: `schema` itself)."""
+    root = schema if root is None else root
 
     def resolve(node: Any) -> Any:
         if isinstance(node, dict) and isinstance(node.get("$ref"), str):
             try:
-                return openapi_doc.lookup(schema, node["$ref"])
+                return openapi_doc.lookup(root, node["$ref"])
             except openapi_doc.RefError:
                 return node
         return node

@@ -101,63 +101,100 @@ class _Version:
 
 
 class EndpointCatalog:
-    """Every live API version's router, rebuilt at most every CATALOG_REFRESH_SECONDS."""
+    """Every API version's router, rebuilt at most every CATALOG_REFRESH_SECONDS.
+
+    Versions past their sunset stay loaded, so a call to one is told `endpoint_sunset`
+    (410) rather than `endpoint_unknown`; calls that name no version match the newest
+    version of each product that is not past its sunset."""
 
     def __init__(self, refresh_seconds: float = CATALOG_REFRESH_SECONDS):
         self._refresh_seconds = refresh_seconds
         self._loaded_at = -1e9
         self._versions: list[_Version] = []
         self._newest: list[_Version] = []  # the newest live version of each product
+        self._sunset: list[_Version] = []  # versions past their sunset at the last load
+        self._labels: dict = {}  # api version id → "product/version"
         self._lock = threading.Lock()
 
     def versions(self) -> list[_Version]:
         if time.monotonic() - self._loaded_at > self._refresh_seconds:
             with self._lock:
                 if time.monotonic() - self._loaded_at > self._refresh_seconds:
+                    now = timezone.now()
                     self._versions = self._load()
+                    self._sunset = [v for v in self._versions if _is_sunset(v, now)]
                     newest: dict[str, _Version] = {}
                     for version in self._versions:  # ordered newest first per product
-                        newest.setdefault(version.api_version.product.code, version)
+                        if not _is_sunset(version, now):
+                            newest.setdefault(version.api_version.product.code, version)
                     self._newest = list(newest.values())
+                    self._labels = {
+                        v.api_version.id: f"{v.api_version.product.code}/{v.api_version.version}"
+                        for v in self._versions
+                    }
                     self._loaded_at = time.monotonic()
         return self._versions
 
+    def api_label(self, api_version_id) -> str:
+        """ "documents/v1" for a loaded version (no query: kept from the last load)."""
+        return self._labels.get(api_version_id, "")
+
     def _load(self) -> list[_Version]:
-        now = timezone.now()
         loaded = []
         for version in (
             ApiVersion.objects.select_related("product")
             .prefetch_related("endpoints")
             .order_by("product__code", "-created_at")
         ):
-            if version.sunset_at is not None and version.sunset_at <= now:
-                continue
             router = Router((e.method, e.path_template, e) for e in version.endpoints.all())
             loaded.append(_Version(version, router))
         return loaded
 
     def match(self, inp: VerifyInput) -> tuple[str, Endpoint | None]:
-        """("ok", endpoint) or (reason code, None)."""
-        candidates = self.versions()
+        """("ok", endpoint), ("endpoint_sunset", endpoint) or (reason code, None)."""
+        every = self.versions()
+        sunset = self._sunset
         if inp.product:
-            candidates = [v for v in candidates if v.api_version.product.code == inp.product]
+            every = [v for v in every if v.api_version.product.code == inp.product]
+            sunset = [v for v in sunset if v.api_version.product.code == inp.product]
             if inp.version:
-                candidates = [v for v in candidates if v.api_version.version == inp.version]
-            else:
-                candidates = candidates[:1]  # newest live version of that product
+                every = [v for v in every if v.api_version.version == inp.version]
+                sunset = [v for v in sunset if v.api_version.version == inp.version]
+                candidates = every
+            else:  # the newest live version of that product
+                candidates = [v for v in self._newest if v.api_version.product.code == inp.product]
         else:
             candidates = self._newest
-        matches = []
-        for version in candidates:
-            path = without_base_path(inp.path, version.api_version.base_path)
-            endpoint = version.router.match(inp.method, path)
-            if endpoint is not None:
-                matches.append(endpoint)
-        if not matches:
-            return "endpoint_unknown", None
-        if len(matches) > 1:
-            return "endpoint_ambiguous", None
-        return "ok", matches[0]
+        code, endpoint = _match_in(candidates, inp)
+        if code == "endpoint_unknown" and sunset:
+            # Not in a live version: was it in one that has reached its sunset?
+            _code, sunset_endpoint = _match_in([v for v in sunset if v not in candidates], inp)
+            if sunset_endpoint is not None:
+                return "endpoint_sunset", sunset_endpoint
+        if endpoint is not None and any(
+            v.api_version.id == endpoint.api_version_id for v in sunset
+        ):
+            return "endpoint_sunset", endpoint
+        return code, endpoint
+
+
+def _is_sunset(version: _Version, now: datetime) -> bool:
+    sunset_at = version.api_version.sunset_at
+    return sunset_at is not None and sunset_at <= now
+
+
+def _match_in(candidates: list[_Version], inp: VerifyInput) -> tuple[str, Endpoint | None]:
+    matches = []
+    for version in candidates:
+        path = without_base_path(inp.path, version.api_version.base_path)
+        endpoint = version.router.match(inp.method, path)
+        if endpoint is not None:
+            matches.append(endpoint)
+    if not matches:
+        return "endpoint_unknown", None
+    if len(matches) > 1:
+        return "endpoint_ambiguous", None
+    return "ok", matches[0]
 
 
 def rate_limits_for(key: CachedKey, entitlements: dict) -> list[Limit]:
@@ -353,8 +390,8 @@ class Gate:
         if key.allowed_cidrs and not ip_in_cidrs(inp.ip, key.allowed_cidrs):
             return Decision(False, "ip_not_allowed", key)
         code, endpoint = self.catalog.match(inp)
-        if endpoint is None:
-            return Decision(False, code, key)
+        if code != "ok":
+            return Decision(False, code, key, endpoint)
         if endpoint.sunset_at is not None and endpoint.sunset_at <= (now or timezone.now()):
             return Decision(False, "endpoint_sunset", key, endpoint)
         if endpoint.group not in key.scopes:
@@ -387,6 +424,7 @@ class Gate:
             meter_code=endpoint.meter_code,
             cost=inp.cost,
             at=moment,
+            api=self.catalog.api_label(endpoint.api_version_id),
         )
         usage = (ensure_registered(self.redis, key.organization_id), json.dumps(events))
         ratelimit = self.limiter.check(limits, usage=None if quotas else usage)

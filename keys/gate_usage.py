@@ -31,8 +31,12 @@ def call_events(
     meter_code: str,
     cost: int,
     at: datetime,
+    api: str = "",
 ) -> list[dict]:
-    """The usage events of one allowed call: `requests`, and the endpoint's own meter."""
+    """The usage events of one allowed call: `requests`, and the endpoint's own meter.
+
+    `api` ("documents/v1") rides in the properties: the endpoint label alone does not say
+    which product or version was called when two share a method and path."""
     base = {
         "key_id": key_id,
         "environment": environment,
@@ -40,6 +44,8 @@ def call_events(
         "request_id": request_id[:128],
         "timestamp": at.isoformat(),
     }
+    if api:
+        base["properties"] = {"api": api}
     events = [{"id": request_id, "meter": "requests", "quantity": cost, **base}]
     if meter_code and meter_code != "requests":
         events.append(

@@ -4,13 +4,14 @@ A document is accepted whole or refused whole: `parse_openapi` returns the opera
 raises InvalidInput listing each reason (path and message), so nothing half-imports.
 """
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 from common.errors import InvalidInput
-from keys.openapi_refs import check_refs
+from keys.openapi_refs import RefError, check_refs, deref
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -36,6 +37,69 @@ class ParsedDocument:
     title: str
     base_path: str
     operations: tuple[Operation, ...]
+
+
+MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+*-]+(\s*;[ -~]*)?$")
+MAX_PROBLEMS = 50
+
+
+def _check_values(document) -> list[dict]:
+    """Values PostgreSQL's json cannot store, or that would poison a header or a page:
+    NaN and infinities, and NUL characters (in keys or strings)."""
+    problems: list[dict] = []
+    stack = [(document, "openapi")]
+    while stack and len(problems) < MAX_PROBLEMS:
+        node, where = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            problems.append({"field": where, "detail": "Numbers must be finite (no NaN)."})
+        elif isinstance(node, str) and "\x00" in node:
+            problems.append({"field": where, "detail": "Text must not contain NUL characters."})
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(key, str) and "\x00" in key:
+                    problems.append({"field": where, "detail": "A name contains a NUL character."})
+                stack.append((value, f"{where}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((value, f"{where}[{index}]") for index, value in enumerate(node))
+    return problems
+
+
+def _check_media_types(paths) -> list[dict]:
+    """Media-type names of request bodies and responses become the sandbox's Content-Type:
+    they must be `type/subtype[; parameters]`, printable, on one line."""
+    problems: list[dict] = []
+    if not isinstance(paths, dict):
+        return problems
+    for template, item in paths.items():
+        if not isinstance(item, dict):
+            continue
+        for method, operation in item.items():
+            if method not in METHODS or not isinstance(operation, dict):
+                continue
+            where = f"openapi.paths.{template}.{method}"
+            contents = []
+            body = operation.get("requestBody")
+            if isinstance(body, dict):
+                contents.append((f"{where}.requestBody.content", body.get("content")))
+            responses = operation.get("responses")
+            if isinstance(responses, dict):
+                for status, response in responses.items():
+                    if isinstance(response, dict):
+                        contents.append(
+                            (f"{where}.responses.{status}.content", response.get("content"))
+                        )
+            for content_where, content in contents:
+                if not isinstance(content, dict):
+                    continue
+                for media_type in content:
+                    if not isinstance(media_type, str) or not MEDIA_TYPE.match(media_type):
+                        problems.append(
+                            {
+                                "field": f"{content_where}.{str(media_type)[:60]!r}",
+                                "detail": "A media type is type/subtype, such as application/json.",
+                            }
+                        )
+    return problems[:MAX_PROBLEMS]
 
 
 def default_group(method: str) -> str:
@@ -95,6 +159,11 @@ def parse_openapi(document) -> ParsedDocument:
         if template.count("{") != template.count("}") or "{}" in template:
             problems.append({"field": where, "detail": "Unbalanced or empty path parameter."})
             continue
+        if isinstance(item, dict) and isinstance(item.get("$ref"), str):
+            try:  # OpenAPI 3.1: a path item may be a reference (to components.pathItems)
+                item = deref(document, item)
+            except RefError:
+                continue  # named by check_refs below
         if not isinstance(item, dict):
             problems.append({"field": where, "detail": "A path item must be an object."})
             continue
@@ -137,6 +206,8 @@ def parse_openapi(document) -> ParsedDocument:
     # References are resolved when the docs and the sandbox read the document: any that is
     # not local, or points nowhere, refuses the upload now rather than breaking a page later.
     problems.extend(check_refs(document))
+    problems.extend(_check_values(document))
+    problems.extend(_check_media_types(paths))
     if not operations and not problems:
         problems.append({"field": "openapi.paths", "detail": "The document has no operations."})
     if problems:

@@ -21,6 +21,7 @@ from portal.models import Project
 from webhooks.catalog import timestamp
 from webhooks.services import emit
 
+VERSION_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 SCOPE_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,49}$")
 MAX_SCOPES = 50
 MAX_CIDRS = 100
@@ -283,8 +284,14 @@ def api_version_create(
     """
     if not isinstance(product_code, str) or not SCOPE_PATTERN.match(product_code):
         raise InvalidInput("product is a lowercase code such as 'documents'.", field="product")
-    if not isinstance(version, str) or not version.strip() or len(version) > 32:
-        raise InvalidInput("version is a short label such as 'v1'.", field="version")
+    if not isinstance(version, str) or not VERSION_LABEL.match(version):
+        # It becomes part of URLs (docs, sandbox, collections): letters, digits, . _ - only.
+        raise InvalidInput(
+            "version is a short label such as 'v1' or '2024-06-01': letters, digits, '.', "
+            "'_' and '-', at most 32 characters.",
+            field="version",
+            code="invalid_version",
+        )
     parsed = parse_openapi(document)
     with transaction.atomic():
         product, _created = ApiProduct.objects.get_or_create(

@@ -110,6 +110,13 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due"),
             models.Index(fields=["endpoint", "created_at"], name="delivery_endpoint_time"),
+            # The first successful delivery of an org (its onboarding checklist), found
+            # without reading the failures of an endpoint that never succeeded.
+            models.Index(
+                fields=["endpoint", "finished_at"],
+                condition=models.Q(status="succeeded"),
+                name="delivery_succeeded_time",
+            ),
         ]
 
     def __str__(self) -> str:

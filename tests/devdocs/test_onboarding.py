@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.models import UsageEvent
 from devdocs.models import OnboardingMilestone
 from devdocs.onboarding import adoption_funnel, checklist
 from devdocs.reader import KEY_PLACEHOLDER, reader_for
@@ -127,6 +128,9 @@ def test_first_sandbox_and_live_calls_are_recorded_when_the_calls_reach_the_ledg
 
     assert call(gate, test_raw, path="/v1/documents/1", ip="203.0.113.9").allowed
     drain_gate_usage()
+    # The ledger row says which product and version was called (deprecation notices).
+    [row] = UsageEvent.objects.filter(organization=org, meter__code="requests")
+    assert row.properties == {"api": "documents/v1"}
     sandbox = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_SANDBOX_CALL)
     assert sandbox.reached_at >= first_at
     assert not OnboardingMilestone.objects.filter(step=Step.FIRST_LIVE_CALL).exists()
@@ -231,3 +235,37 @@ def test_operator_sees_the_funnel_in_admin(admin_client, org):
     page = admin_client.get(reverse("admin:devdocs_onboardingmilestone_changelist"))
     assert page.status_code == 200
     assert b"Adoption funnel" in page.content
+
+
+def test_the_clock_starts_at_sign_up_only_for_an_owner_who_signed_up_for_the_org(org):
+    now = timezone.now()
+    veteran = UserFactory(date_joined=now - timedelta(days=300))
+    MembershipFactory(organization=org, user=veteran, role=Role.OWNER)
+    OnboardingMilestone.objects.create(
+        organization=org, step=Step.FIRST_SANDBOX_CALL, reached_at=org.created_at + timedelta(1)
+    )
+    # An existing user's new org: from the org's creation, not from their sign-up 300 days ago.
+    assert checklist(org).time_to_first_success == timedelta(1)
+
+
+def test_a_live_key_alone_does_not_tick_create_a_test_key(org):
+    _issue(ProjectFactory(organization=org), "live")
+    assert not checklist(org).items[0].done
+    _issue(ProjectFactory(organization=org), "test")
+    assert checklist(org).items[0].done
+
+
+def test_the_funnel_costs_the_same_queries_for_many_organizations(
+    org, other_org, django_assert_max_num_queries
+):
+    from tests.factories import OrganizationFactory
+
+    now = timezone.now()
+    for organization in [org, other_org, *OrganizationFactory.create_batch(8)]:
+        MembershipFactory(organization=organization, role=Role.OWNER)
+        OnboardingMilestone.objects.create(
+            organization=organization, step=Step.FIRST_SANDBOX_CALL, reached_at=now
+        )
+    with django_assert_max_num_queries(4):
+        funnel = adoption_funnel()
+    assert funnel.reached[Step.FIRST_SANDBOX_CALL] == 10

@@ -72,6 +72,28 @@ def test_unknown_sunset_and_ambiguous_endpoints(gate, project):
     assert call(gate, key, product="documents").code == "endpoint_sunset"
 
 
+def test_a_version_past_its_sunset_answers_endpoint_sunset_not_unknown(gate, project):
+    from keys.models import ApiVersion
+
+    key = key_for(project)
+    newer = copy.deepcopy(DOCUMENT)
+    del newer["paths"]["/documents/{id}"]  # v2 dropped the single-document read
+    api_version_create(actor=SYSTEM, product_code="documents", version="v2", document=newer)
+    ApiVersion.objects.filter(product__code="documents", version="v1").update(
+        sunset_at=timezone.now() - timedelta(minutes=1)
+    )
+
+    named = call(gate, key, product="documents", version="v1")
+    assert (named.code, named.endpoint.path_template) == ("endpoint_sunset", "/documents/{id}")
+    # Without a version: only in the sunset v1, so it is sunset, not unknown...
+    assert call(gate, key).code == "endpoint_sunset"
+    assert call(gate, key, product="documents").code == "endpoint_sunset"
+    # ...while what v2 still has is matched in v2, and what neither has is unknown.
+    listed = call(gate, key, path="/v1/documents")
+    assert listed.allowed and listed.endpoint.api_version.version == "v2"
+    assert call(gate, key, path="/v1/nothing").code == "endpoint_unknown"
+
+
 def test_the_key_needs_the_endpoints_group_as_scope(gate, project):
     read_only = key_for(project, scopes=["read"])
     assert call(gate, read_only, method="POST", path="/v1/documents").code == "scope_missing"
