@@ -39,7 +39,7 @@ class ParsedDocument:
     operations: tuple[Operation, ...]
 
 
-MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+*-]+(\s*;[ -~]*)?$")
+MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+*-]+/[A-Za-z0-9!#$&^_.+*-]+(\s*;[ -~]*)?$")
 MAX_PROBLEMS = 50
 
 

@@ -142,3 +142,11 @@ def test_validators_of_one_version_share_one_converted_document():
         for validator in sandbox._VALIDATORS.values()
     }
     assert len(roots) == 1  # ...over the one shared document
+
+
+def test_media_type_ranges_and_parameters_are_accepted():
+    document = copy.deepcopy(DOCUMENT)
+    content = document["paths"]["/documents"]["get"]["responses"]["200"]["content"]
+    content["*/*"] = {"example": "raw"}
+    content["text/plain; charset=utf-8"] = {"example": "raw"}
+    assert parse_openapi(document).title == "Documents API"
