@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import UsageRollup
+from billing.models import UsageEvent, UsageRollup
 from common.errors import Conflict, InvalidInput, NotFound, TollgateError
 from devdocs.models import ChangelogEntry, Deprecation, DeprecationNotice
 from keys.models import ApiProduct, ApiVersion, Endpoint
@@ -228,12 +228,25 @@ def deprecation_check(
     announced_at: datetime | None,
     sunset_at: datetime | None,
     deprecation: Deprecation | None = None,
+    now: datetime | None = None,
 ) -> None:
     """The rules of a deprecation; the admin form runs them before anything is saved."""
     if api_version is None:
         raise InvalidInput("Choose the API version.", field="api_version")
     if sunset_at is None:
         raise InvalidInput("Give the sunset date.", field="sunset_at")
+    # Saving marks the target at once (the gate sends Deprecation/Sunset from then on), so an
+    # announcement in the future would tell callers before the timeline and changelog do.
+    # An existing row keeps a future announcement it already had, so editing other fields
+    # of it still works.
+    kept = deprecation is not None and deprecation.announced_at == announced_at
+    if announced_at is not None and announced_at > (now or timezone.now()) and not kept:
+        raise InvalidInput(
+            "The announcement cannot be in the future: announce now or in the past; "
+            "schedule by saving it later.",
+            field="announced_at",
+            code="announcement_in_future",
+        )
     if announced_at is not None and sunset_at <= announced_at:
         raise InvalidInput(
             "The sunset must come after the announcement.",
@@ -274,13 +287,45 @@ def _document_marks(api_version: ApiVersion) -> dict[tuple[str, str], tuple[bool
     return {(op.method, op.path_template): (op.deprecated, op.sunset_at) for op in operations}
 
 
-def _apply_marks(*, version_ids: set, endpoint_ids: set) -> None:
+def _set_marks(*, endpoint_ids: set) -> dict:
+    """The marks the deprecations now set on these endpoints: (True, earliest sunset) for
+    each one a deprecation covers. Read before a change so that a withdrawal can tell a
+    value it set from one the operator typed in by hand since."""
+    endpoints = list(
+        Endpoint.objects.filter(pk__in=endpoint_ids).values_list("pk", "api_version_id")
+    )
+    covering: dict = {}
+    for deprecation in Deprecation.objects.filter(
+        api_version_id__in={version_id for _pk, version_id in endpoints}
+    ):
+        covering.setdefault(deprecation.api_version_id, []).append(deprecation)
+    marks = {}
+    for pk, version_id in endpoints:
+        sunsets = [d.sunset_at for d in covering.get(version_id, []) if d.endpoint_id in (None, pk)]
+        if sunsets:
+            marks[pk] = (True, min(sunsets))
+    return marks
+
+
+def _apply_marks(
+    *,
+    version_ids: set,
+    endpoint_ids: set,
+    released_endpoints: Mapping | None = None,
+    released_version: tuple | None = None,
+) -> None:
     """Makes the gate's fields agree with the deprecations of these versions and endpoints.
 
     An endpoint covered by deprecations (its own, or its whole version's) is deprecated
     and sunsets at the earliest of their sunsets; one no longer covered gets back what the
     document says. Only the endpoints touched by the change are recomputed, so a sunset the
-    operator set on another endpoint by hand is left alone."""
+    operator set on another endpoint by hand is left alone.
+
+    A withdrawal (a deletion, or a change that no longer covers a target) passes what the
+    deprecations had set on what it releases: `released_endpoints` (endpoint id → marks)
+    and `released_version` ((version id, deprecated_at, sunset_at)). A field whose value
+    differs from that was changed by hand since, and is kept."""
+    released_endpoints = released_endpoints or {}
     versions = {
         version.pk: version
         for version in ApiVersion.objects.filter(
@@ -300,12 +345,22 @@ def _apply_marks(*, version_ids: set, endpoint_ids: set) -> None:
         whole = [d for d in by_version[version_id] if d.endpoint_id is None]
         deprecated_at = min((d.announced_at for d in whole), default=None)
         sunset_at = min((d.sunset_at for d in whole), default=None)
+        if not whole and released_version is not None and released_version[0] == version_id:
+            # Nothing covers the version any more: clear only what the deprecation set.
+            _pk, set_deprecated_at, set_sunset_at = released_version
+            if version.deprecated_at != set_deprecated_at:
+                deprecated_at = version.deprecated_at
+            if version.sunset_at != set_sunset_at:
+                sunset_at = version.sunset_at
         if (version.deprecated_at, version.sunset_at) != (deprecated_at, sunset_at):
             version.deprecated_at, version.sunset_at = deprecated_at, sunset_at
             version.save(update_fields=["deprecated_at", "sunset_at"])
     documents: dict = {}
     changed = []
     for endpoint in Endpoint.objects.filter(pk__in=endpoint_ids).order_by("pk"):
+        current = (endpoint.deprecated, endpoint.sunset_at)
+        if endpoint.pk in released_endpoints and current != released_endpoints[endpoint.pk]:
+            continue  # set by hand after the deprecation marked it: the operator's value
         covering = [
             d for d in by_version[endpoint.api_version_id] if d.endpoint_id in (None, endpoint.pk)
         ]
@@ -319,7 +374,7 @@ def _apply_marks(*, version_ids: set, endpoint_ids: set) -> None:
             marks = documents[endpoint.api_version_id].get(
                 (endpoint.method, endpoint.path_template), (False, None)
             )
-        if (endpoint.deprecated, endpoint.sunset_at) != marks:
+        if current != marks:
             endpoint.deprecated, endpoint.sunset_at = marks
             changed.append(endpoint)
     Endpoint.objects.bulk_update(changed, ["deprecated", "sunset_at"])
@@ -392,6 +447,13 @@ def _queue_notices(deprecation_id) -> None:
     transaction.on_commit(lambda: send_deprecation_notices.delay(str(deprecation_id)))
 
 
+def _released_version(deprecation: Deprecation) -> tuple | None:
+    """What a whole-version deprecation set on its version, as `_apply_marks` expects it."""
+    if deprecation.endpoint_id is not None:
+        return None
+    return (deprecation.api_version_id, deprecation.announced_at, deprecation.sunset_at)
+
+
 def deprecation_create(
     *,
     actor: Actor,
@@ -413,6 +475,7 @@ def deprecation_create(
             endpoint=endpoint,
             announced_at=announced_at,
             sunset_at=sunset_at,
+            now=now,
         )
         deprecation = Deprecation.objects.create(
             api_version=api_version,
@@ -463,10 +526,13 @@ def deprecation_update(
             announced_at=announced_at,
             sunset_at=sunset_at,
             deprecation=before,
+            now=now,
         )
         old_changes = _changes(before)
         old_version_ids = {before.api_version_id} if before.endpoint_id is None else set()
         old_endpoint_ids = _covered_endpoint_ids(before.api_version_id, before.endpoint_id)
+        new_endpoint_ids = _covered_endpoint_ids(api_version.pk, endpoint.pk if endpoint else None)
+        released = _set_marks(endpoint_ids=old_endpoint_ids - new_endpoint_ids)
         deprecation.api_version = api_version
         deprecation.endpoint = endpoint
         deprecation.announced_at = announced_at
@@ -476,10 +542,19 @@ def deprecation_update(
         deprecation.save()
         _apply_marks(
             version_ids=old_version_ids | ({api_version.pk} if endpoint is None else set()),
-            endpoint_ids=old_endpoint_ids
-            | _covered_endpoint_ids(api_version.pk, endpoint.pk if endpoint else None),
+            endpoint_ids=old_endpoint_ids | new_endpoint_ids,
+            released_endpoints=released,
+            released_version=_released_version(before),
         )
         _entry_sync(deprecation, now)
+        same_target = (before.api_version_id, before.endpoint_id) == (
+            api_version.pk,
+            endpoint.pk if endpoint else None,
+        )
+        if same_target and sunset_at < before.sunset_at:
+            # Only for the same target: the organizations told were callers of that one
+            # (and another target may be another, even a private, product).
+            _notices_resend(deprecation, previous_sunset=before.sunset_at, now=now)
         new_changes = _changes(deprecation)
         audit_record(
             actor=actor,
@@ -503,6 +578,9 @@ def deprecation_delete(*, actor: Actor, deprecation: Deprecation) -> None:
         _lock_versions(deprecation.api_version_id)
         version_ids = {deprecation.api_version_id} if deprecation.endpoint_id is None else set()
         endpoint_ids = _covered_endpoint_ids(deprecation.api_version_id, deprecation.endpoint_id)
+        released = _set_marks(endpoint_ids=endpoint_ids)
+        # Its saved dates, not the ones a form may have put on the object.
+        stored = Deprecation.objects.filter(pk=deprecation.pk).first() or deprecation
         audit_record(
             actor=actor,
             action="deprecation.deleted",
@@ -512,28 +590,82 @@ def deprecation_delete(*, actor: Actor, deprecation: Deprecation) -> None:
         )
         ChangelogEntry.objects.filter(slug=f"{DEPRECATION_SLUG_PREFIX}{deprecation.pk}").delete()
         deprecation.delete()
-        _apply_marks(version_ids=version_ids, endpoint_ids=endpoint_ids)
+        _apply_marks(
+            version_ids=version_ids,
+            endpoint_ids=endpoint_ids,
+            released_endpoints=released,
+            released_version=_released_version(stored),
+        )
 
 
 # --- Deprecation notices -----------------------------------------------------------------
+def _api_label(version: ApiVersion) -> str:
+    """How the gate names a call's API in the ledger (`UsageEvent.properties["api"]`)."""
+    return f"{version.product.code}/{version.version}"
+
+
+def _labels_in_other_products(labels: list[str], product_id) -> set[str]:
+    """Those of `labels` ("METHOD /path") that some other product's endpoint also has."""
+    paths = {label.partition(" ")[2] for label in labels}
+    elsewhere = (
+        Endpoint.objects.filter(path_template__in=paths)
+        .exclude(api_version__product_id=product_id)
+        .values_list("method", "path_template")
+        .distinct()
+    )
+    return {f"{method} {path}" for method, path in elsewhere} & set(labels)
+
+
 def deprecation_callers(*, deprecation: Deprecation, now: datetime) -> set:
     """Ids of organizations whose keys (live or test) called a covered endpoint in the last
-    30 days, from the hourly usage rollups.
+    30 days.
 
-    Usage carries the endpoint as "METHOD /path/template", without product or version, so
-    the same operation in another version (or product) counts too: this over-notifies rather
-    than miss anyone who still depends on the endpoint."""
+    The hourly rollups say who called a label ("METHOD /path/template"), without product or
+    version. When no other product has that method and path, that is enough (the same
+    operation in another version of this product counts too: over-notify rather than miss
+    anyone). When another product has it too, each candidate organization is confirmed in
+    the ledger: a gate call of it with that label whose `properties["api"]` names this
+    version, so a private product's notice never reaches the callers of a public one.
+    Ledger rows from before the gate wrote `api` count for a public product (over-notify)
+    and never for a private one (no leak). One bounded query per candidate, on the
+    `usage_org_time` index (organization, occurred_at)."""
     labels = deprecation_endpoint_labels(deprecation)
     if not labels:
         return set()
     since = (now - CALL_WINDOW).replace(minute=0, second=0, microsecond=0)
-    return set(
+    rows = (
         UsageRollup.objects.filter(
             endpoint__in=labels, hour__gte=since, hour__lte=now, event_count__gt=0
         )
-        .values_list("organization_id", flat=True)
+        .values_list("organization_id", "endpoint")
         .distinct()
     )
+    version = deprecation.api_version
+    shared = _labels_in_other_products(labels, version.product_id)
+    callers: set = set()
+    to_confirm: dict = {}
+    for organization_id, label in rows:
+        if label in shared:
+            to_confirm.setdefault(organization_id, set()).add(label)
+        else:
+            callers.add(organization_id)
+    this_api = Q(properties__api=_api_label(version))
+    if not version.product.private:
+        this_api |= ~Q(properties__has_key="api")  # written before the gate named the API
+    for organization_id, org_labels in sorted(to_confirm.items(), key=lambda item: str(item[0])):
+        if organization_id in callers:
+            continue
+        called = UsageEvent.objects.filter(
+            this_api,
+            organization_id=organization_id,
+            occurred_at__gte=since,
+            occurred_at__lte=now,
+            source=UsageEvent.Source.GATE,  # not events a customer posted with any label
+            endpoint__in=sorted(org_labels),
+        ).exists()
+        if called:
+            callers.add(organization_id)
+    return callers
 
 
 @dataclass
@@ -543,17 +675,57 @@ class NoticeRun:
     without_recipients: int = 0
 
 
+def _notice_email(
+    deprecation: Deprecation,
+    organization: Organization,
+    recipients: list[str],
+    now: datetime,
+    previous_sunset: datetime | None = None,
+) -> None:
+    """The notice's e-mail, sent once the transaction that recorded it commits."""
+    version = deprecation.api_version
+    when = "now stops" if previous_sunset is not None else "stops"
+    email_on_commit(
+        recipients,
+        organization=organization,
+        subject=(
+            f"{deprecation_target_label(deprecation)} {when} working on "
+            f"{deprecation.sunset_at:%Y-%m-%d}"
+        ),
+        template="devdocs/email/deprecation_notice.txt",
+        context={
+            "deprecation": deprecation,
+            "product": version.product,
+            "api_version": version,
+            "endpoints": deprecation_endpoints(deprecation),
+            "days_left": days_until(deprecation.sunset_at, now),
+            "timeline_path": reverse("changelog:deprecations"),
+            "previous_sunset": previous_sunset,
+        },
+    )
+
+
 def _notice_send(deprecation: Deprecation, organization: Organization, now: datetime) -> bool:
     """One organization's notice: the row first (its unique constraint is the guard against
     a second e-mail, even from a concurrent run), then the e-mail after commit."""
     recipients = member_emails(organization.pk, NOTICE_ROLES)
     if not recipients:
         return False  # nobody to tell yet; a later run tells whoever joins
-    version = deprecation.api_version
     try:
         with transaction.atomic():
+            # The deprecation's row lock waits for a change of it in flight (which holds
+            # it until commit), so the e-mail says the dates as they are now, and a change
+            # that moves the sunset earlier sees this notice and sends it again.
+            current = (
+                Deprecation.objects.select_for_update(of=("self",))
+                .select_related("api_version__product", "endpoint")
+                .filter(pk=deprecation.pk)
+                .first()
+            )
+            if current is None or not (current.announced_at <= now < current.sunset_at):
+                return False
             DeprecationNotice.objects.create(
-                deprecation=deprecation,
+                deprecation=current,
                 organization=organization,
                 recipients=recipients,
                 sent_at=now,
@@ -562,32 +734,54 @@ def _notice_send(deprecation: Deprecation, organization: Organization, now: date
                 actor=Actor.system(NOTICE_ACTOR),
                 action="deprecation_notice.sent",
                 organization=organization,
-                target=deprecation,
+                target=current,
                 changes={
                     "recipients": len(recipients),
-                    "sunset_at": deprecation.sunset_at.isoformat(),
+                    "sunset_at": current.sunset_at.isoformat(),
                 },
             )
-            email_on_commit(
-                recipients,
-                organization=organization,
-                subject=(
-                    f"{deprecation_target_label(deprecation)} stops working on "
-                    f"{deprecation.sunset_at:%Y-%m-%d}"
-                ),
-                template="devdocs/email/deprecation_notice.txt",
-                context={
-                    "deprecation": deprecation,
-                    "product": version.product,
-                    "api_version": version,
-                    "endpoints": deprecation_endpoints(deprecation),
-                    "days_left": days_until(deprecation.sunset_at, now),
-                    "timeline_path": reverse("changelog:deprecations"),
-                },
-            )
+            _notice_email(current, organization, recipients, now)
     except IntegrityError:
         return False  # another run told this organization first
     return True
+
+
+def _notices_resend(deprecation: Deprecation, *, previous_sunset: datetime, now: datetime) -> int:
+    """The sunset moved earlier: every organization already told hears the new date, once
+    per change. Runs inside the change's transaction, which holds the deprecation's row;
+    the notice rows (one per organization, so they are updated, not added) are locked, get
+    the new time and recipients, and the e-mails leave after commit. Organizations not told
+    yet get the usual first notice from the run queued by the change."""
+    if not (deprecation.announced_at <= now < deprecation.sunset_at):
+        return 0
+    resent = 0
+    notices = (
+        DeprecationNotice.objects.select_for_update(of=("self",))
+        .filter(deprecation=deprecation)
+        .select_related("organization")
+        .order_by("pk")
+    )
+    for notice in notices:
+        recipients = member_emails(notice.organization_id, NOTICE_ROLES)
+        if not recipients:
+            continue  # nobody left to tell; the row keeps who was told before
+        notice.sent_at, notice.recipients = now, recipients
+        notice.save(update_fields=["sent_at", "recipients"])
+        audit_record(
+            actor=Actor.system(NOTICE_ACTOR),
+            action="deprecation_notice.resent",
+            organization=notice.organization,
+            target=deprecation,
+            changes={
+                "recipients": len(recipients),
+                "sunset_at": [previous_sunset.isoformat(), deprecation.sunset_at.isoformat()],
+            },
+        )
+        _notice_email(
+            deprecation, notice.organization, recipients, now, previous_sunset=previous_sunset
+        )
+        resent += 1
+    return resent
 
 
 def deprecation_notices_send(*, now: datetime | None = None, deprecation_id=None) -> NoticeRun:

@@ -109,6 +109,10 @@ class DeprecationForm(forms.ModelForm):
             "replacement",
             "migration_guide",
         ]
+        help_texts = {
+            "announced_at": "Now or in the past: saving marks the target for the gate at "
+            "once (Deprecation and Sunset headers). To announce later, save it later.",
+        }
 
     def clean(self):
         cleaned = super().clean()

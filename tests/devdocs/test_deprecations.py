@@ -5,13 +5,15 @@ import copy
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.cache import cache as django_cache
 from django.urls import reverse
 from django.utils import timezone
 
 from billing.demo_catalog import ensure_demo_catalog
-from billing.models import UsageRollup
+from billing.ingest import usage_ingest
+from billing.models import UsageEvent, UsageRollup
 from common.errors import Conflict, InvalidInput
 from devdocs import changelog
 from devdocs.models import ChangelogEntry, Deprecation, DeprecationNotice
@@ -86,6 +88,18 @@ def deprecate(version, target=None, *, sunset_in=90, announced_ago=1, **extra) -
         announced_at=now - days(announced_ago),
         sunset_at=now + days(sunset_in),
         **extra,
+    )
+
+
+def future_announced(version, target, *, in_days: float) -> Deprecation:
+    """A row announced in the future, as saved before such announcements were refused (the
+    services no longer write one): still hidden and not e-mailed until its time."""
+    now = timezone.now()
+    return Deprecation.objects.create(
+        api_version=version,
+        endpoint=target,
+        announced_at=now + days(in_days),
+        sunset_at=now + days(90),
     )
 
 
@@ -192,6 +206,8 @@ def test_moving_a_deprecation_to_another_endpoint_unmarks_the_first(documents):
         ({"sunset_in": -1, "announced_ago": 1}, InvalidInput, "sunset_before_announcement"),
         ({"other_version": True}, InvalidInput, "endpoint_not_in_version"),
         ({"twice": True}, Conflict, "deprecation_exists"),
+        ({"announced_ago": -1}, InvalidInput, "announcement_in_future"),
+        ({"announced_ago": -0.001}, InvalidInput, "announcement_in_future"),
     ],
 )
 def test_the_service_refuses_bad_deprecations_and_changes_nothing(
@@ -325,6 +341,7 @@ def test_admin_delete_goes_through_the_service(client, operator, documents):
         ("duplicate", "endpoint", "already has a deprecation"),
         ("no_sunset", "sunset_at", "required"),
         ("garbage_date", "announced_at", "Enter a valid"),
+        ("announced_in_future", "announced_at", "announce now or in the past"),
     ],
 )
 def test_admin_shows_form_errors_and_changes_nothing(
@@ -339,6 +356,8 @@ def test_admin_shows_form_errors_and_changes_nothing(
         target = endpoint(documents_v2, "getDocument")
     elif case == "duplicate":
         deprecate(documents, get_document)
+    elif case == "announced_in_future":
+        announced = now + days(2)
     data = admin_form(documents, target, announced=announced, sunset=sunset)
     if case == "no_sunset":
         data["sunset_at_0"] = data["sunset_at_1"] = ""
@@ -400,7 +419,7 @@ def test_the_timeline_hides_private_products_and_unannounced_deprecations(client
         actor=SYSTEM, product_code="internal", version="v1", document=DOCUMENT, private=True
     )
     hidden = deprecate(internal, endpoint(internal, "getDocument"))
-    unannounced = deprecate(documents, endpoint(documents, "getDocument"), announced_ago=-3)
+    unannounced = future_announced(documents, endpoint(documents, "getDocument"), in_days=3)
     html = client.get(TIMELINE_URL).content.decode()
     assert str(hidden.pk) not in html and str(unannounced.pk) not in html
     assert "Nothing is scheduled to go away." in html
@@ -528,7 +547,7 @@ def test_no_notice_after_the_sunset_or_before_the_announcement(
     callers, documents, django_capture_on_commit_callbacks
 ):
     deprecate(documents, endpoint(documents, "getDocument"), sunset_in=-1, announced_ago=30)
-    deprecate(documents, endpoint(documents, "listDocuments"), announced_ago=-2)
+    future_announced(documents, endpoint(documents, "listDocuments"), in_days=2)
     with django_capture_on_commit_callbacks(execute=True):
         assert changelog.deprecation_notices_send().sent == 0
     assert mail.outbox == [] and not DeprecationNotice.objects.exists()
@@ -584,3 +603,321 @@ def test_a_notice_already_recorded_is_never_sent_again(
     with django_capture_on_commit_callbacks(execute=True):
         assert changelog._notice_send(deprecation, other_org, timezone.now()) is False
     assert mail.outbox == [] and DeprecationNotice.objects.count() == 2
+
+
+# --- A private product with the same paths as a public one (review fix) ----------------------
+@pytest.fixture
+def secret_internal(documents):
+    """A private product whose paths are those of documents (base path /internal/v1)."""
+    document = copy.deepcopy(DOCUMENT)
+    document["info"]["title"] = "Secret Internal API"
+    document["servers"] = [{"url": "https://api.example.com/internal/v1"}]
+    version = api_version_create(
+        actor=SYSTEM, product_code="secretinternal", version="v1", document=document, private=True
+    )
+    process_gate.cache_clear()  # the gate's catalog sees it at once
+    return version
+
+
+def gate_event(key, label: str, *, properties: dict | None = None, request_id: str) -> dict:
+    """A usage event as the gate writes it (keys/gate_usage.py call_events)."""
+    event = {
+        "id": request_id,
+        "meter": "requests",
+        "quantity": 1,
+        "key_id": str(key.id),
+        "environment": key.environment,
+        "endpoint": label,
+        "request_id": request_id,
+        "timestamp": timezone.now().isoformat(),
+    }
+    if properties is not None:
+        event["properties"] = properties
+    return event
+
+
+@pytest.fixture
+def mixed_callers(callers, verifier, secret_internal):
+    """On top of `callers` (acme and globex call documents' GET /documents/{id}):
+    initrode calls secretinternal's GET /documents/{id} through the gate; umbrella has a
+    ledger row of GET /documents/{id} from before the gate named the API; vandelay posted a
+    usage event of its own claiming to be a secretinternal call."""
+    orgs = {}
+    for slug in ("initrode", "umbrella", "vandelay"):
+        orgs[slug] = OrganizationFactory(slug=slug, name=slug.capitalize())
+        orgs[f"{slug}_owner"] = member(orgs[slug], Role.OWNER)
+    keys = {
+        slug: ApiKeyFactory(project=ProjectFactory(organization=orgs[slug]), scopes=["read"])
+        for slug in ("initrode", "umbrella", "vandelay")
+    }
+    response = verify(verifier, keys["initrode"], path="/internal/v1/documents/7").json()
+    assert response["allowed"], response
+    assert usage_ingest(
+        events=[gate_event(keys["umbrella"], "GET /documents/{id}", request_id="req_legacy")],
+        source="gate",
+    ).accepted
+    assert usage_ingest(
+        events=[
+            gate_event(
+                keys["vandelay"],
+                "GET /documents/{id}",
+                properties={"api": "secretinternal/v1"},
+                request_id="req_forged",
+            )
+        ],
+        source="api",
+    ).accepted
+    return orgs
+
+
+def test_the_gate_names_the_api_of_each_call_in_the_ledger(mixed_callers, org):
+    apis = set(
+        UsageEvent.objects.filter(endpoint="GET /documents/{id}", source="gate").values_list(
+            "organization_id", "properties__api"
+        )
+    )
+    assert (org.pk, "documents/v1") in apis
+    assert (mixed_callers["initrode"].pk, "secretinternal/v1") in apis
+    assert (mixed_callers["umbrella"].pk, None) in apis  # written before the gate named it
+
+
+def test_a_private_products_notice_never_reaches_callers_of_a_public_one(
+    mixed_callers, secret_internal, django_capture_on_commit_callbacks
+):
+    deprecate(
+        secret_internal,
+        endpoint(secret_internal, "getDocument"),
+        migration_guide="The secret migration guide.",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run = changelog.deprecation_notices_send()
+    # Only initrode called it; acme and globex called documents, umbrella's row does not
+    # say which API (not counted for a private product), vandelay's was not a gate call.
+    assert sent_to() == [[mixed_callers["initrode_owner"]]]
+    assert run.sent == 1
+    assert "Secret Internal API" in mail.outbox[0].body
+
+
+def test_a_public_products_notice_is_confirmed_in_the_ledger_when_the_path_is_shared(
+    mixed_callers, callers, documents, django_capture_on_commit_callbacks
+):
+    deprecate(documents, endpoint(documents, "getDocument"))
+    with django_capture_on_commit_callbacks(execute=True):
+        changelog.deprecation_notices_send()
+    told = {address for message in mail.outbox for address in message.to}
+    assert callers["globex"] in told and callers["acme"]["owner"] in told
+    assert mixed_callers["umbrella_owner"] in told  # an old row: over-notify, as before
+    assert mixed_callers["initrode_owner"] not in told  # it called the private product
+    assert mixed_callers["vandelay_owner"] not in told
+    assert len(mail.outbox) == 3
+
+
+def test_a_whole_private_version_is_confirmed_with_any_of_its_labels(
+    mixed_callers, secret_internal, django_capture_on_commit_callbacks
+):
+    deprecate(secret_internal, sunset_in=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        changelog.deprecation_notices_send()
+    assert sent_to() == [[mixed_callers["initrode_owner"]]]
+
+
+def test_a_label_no_other_product_has_needs_no_ledger_lookup(
+    verifier, documents, org, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    key = ApiKeyFactory(project=ProjectFactory(organization=org), scopes=["read"])
+    member(org, Role.OWNER)
+    assert verify(verifier, key).json()["allowed"]
+    deprecation = deprecate(documents, endpoint(documents, "getDocument"))
+    with django_assert_max_num_queries(3) as captured:  # labels, rollups, other products
+        callers = changelog.deprecation_callers(deprecation=deprecation, now=timezone.now())
+    assert callers == {org.pk}
+    assert not any("billing_usageevent" in q["sql"] for q in captured.captured_queries)
+
+
+# --- Announcements are now or past (review fix) -----------------------------------------------
+def test_a_future_announcement_is_refused_so_the_gate_never_runs_ahead_of_the_timeline(
+    verifier, client, documents, org
+):
+    get_document = endpoint(documents, "getDocument")
+    key = ApiKeyFactory(project=ProjectFactory(organization=org), scopes=["read"])
+    with pytest.raises(InvalidInput) as raised:
+        deprecate(documents, get_document, announced_ago=-3)
+    assert "announce now or in the past" in raised.value.detail
+    get_document.refresh_from_db()
+    assert not get_document.deprecated and get_document.sunset_at is None
+    assert "Deprecation" not in verify(verifier, key)  # no header before any announcement
+    # Moving an announced deprecation's announcement into the future is refused too.
+    deprecation = deprecate(documents, get_document)
+    with pytest.raises(InvalidInput):
+        changelog.deprecation_update(
+            actor=SYSTEM,
+            deprecation=deprecation,
+            api_version=documents,
+            endpoint=get_document,
+            announced_at=timezone.now() + days(1),
+            sunset_at=deprecation.sunset_at,
+        )
+    deprecation.refresh_from_db()
+    assert deprecation.announced_at < timezone.now()
+
+
+def test_a_row_announced_in_the_future_before_the_rule_can_still_be_edited(documents):
+    legacy = future_announced(documents, endpoint(documents, "getDocument"), in_days=5)
+    changelog.deprecation_update(
+        actor=SYSTEM,
+        deprecation=legacy,
+        api_version=documents,
+        endpoint=legacy.endpoint,
+        sunset_at=legacy.sunset_at + days(10),  # announced_at left as it was
+    )
+    legacy.refresh_from_db()
+    assert legacy.announced_at > timezone.now()
+
+
+# --- Withdrawing keeps what the operator set by hand (review fix) -----------------------------
+def test_deleting_a_whole_version_deprecation_keeps_version_dates_changed_by_hand(documents):
+    deprecation = deprecate(documents, sunset_in=30)
+    by_hand = timezone.now() + days(400)
+    ApiVersion.objects.filter(pk=documents.pk).update(sunset_at=by_hand)  # in the admin
+    changelog.deprecation_delete(actor=SYSTEM, deprecation=deprecation)
+    documents.refresh_from_db()
+    assert documents.sunset_at == by_hand  # not the deprecation's: kept
+    assert documents.deprecated_at is None  # the deprecation's own value: cleared
+
+
+def test_deleting_a_deprecation_keeps_an_endpoint_sunset_changed_by_hand(documents):
+    get_document = endpoint(documents, "getDocument")
+    search = endpoint(documents, "searchDocuments")
+    deprecation = deprecate(documents, get_document, sunset_in=60)
+    by_hand = timezone.now() + days(20)
+    Endpoint.objects.filter(pk=get_document.pk).update(sunset_at=by_hand)  # in the admin
+    changelog.deprecation_update(  # moved away from getDocument
+        actor=SYSTEM,
+        deprecation=deprecation,
+        api_version=documents,
+        endpoint=search,
+        announced_at=deprecation.announced_at,
+        sunset_at=deprecation.sunset_at,
+    )
+    get_document.refresh_from_db()
+    assert (get_document.deprecated, get_document.sunset_at) == (True, by_hand)
+    Endpoint.objects.filter(pk=search.pk).update(deprecated=False)  # by hand, again
+    changelog.deprecation_delete(actor=SYSTEM, deprecation=deprecation)
+    search.refresh_from_db()
+    assert (search.deprecated, search.sunset_at) == (False, deprecation.sunset_at)
+
+
+def test_deleting_keeps_a_hand_set_sunset_under_another_deprecation(documents):
+    get_document = endpoint(documents, "getDocument")
+    whole = deprecate(documents, sunset_in=30)
+    deprecate(documents, get_document, sunset_in=200)
+    by_hand = timezone.now() + days(10)
+    Endpoint.objects.filter(pk=get_document.pk).update(sunset_at=by_hand)
+    changelog.deprecation_delete(actor=SYSTEM, deprecation=whole)
+    get_document.refresh_from_db()
+    assert get_document.sunset_at == by_hand
+    list_documents = endpoint(documents, "listDocuments")  # untouched by hand: restored
+    assert (list_documents.deprecated, list_documents.sunset_at) == (False, None)
+
+
+# --- A sunset moved earlier is announced again (review fix) ----------------------------------
+def test_moving_the_sunset_earlier_tells_the_organizations_again_once(
+    callers, documents, org, django_capture_on_commit_callbacks
+):
+    get_document = endpoint(documents, "getDocument")
+    deprecation = deprecate(documents, get_document, sunset_in=90)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert changelog.deprecation_notices_send().sent == 2
+    first_sent = dict(
+        DeprecationNotice.objects.filter(deprecation=deprecation).values_list(
+            "organization_id", "sent_at"
+        )
+    )
+    mail.outbox.clear()
+
+    def move(sunset_in: float) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            changelog.deprecation_update(
+                actor=SYSTEM,
+                deprecation=Deprecation.objects.get(pk=deprecation.pk),
+                api_version=documents,
+                endpoint=get_document,
+                sunset_at=timezone.now() + days(sunset_in),
+            )
+
+    move(120)  # later: nobody needs to hurry, nothing is sent
+    assert mail.outbox == []
+    move(20)  # earlier: everyone already told hears the new date
+    assert len(mail.outbox) == 2
+    acme = next(m for m in mail.outbox if callers["acme"]["owner"] in m.to)
+    assert "now stops working on" in acme.subject and "moved EARLIER" in acme.body
+    new_sunset = Deprecation.objects.get(pk=deprecation.pk).sunset_at
+    assert f"{new_sunset:%Y-%m-%d}" in acme.body
+    notices = DeprecationNotice.objects.filter(deprecation=deprecation)
+    assert notices.count() == 2
+    assert all(n.sent_at > first_sent[n.organization_id] for n in notices)
+    assert AuditLogEntry.objects.filter(action="deprecation_notice.resent").count() == 2
+
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert changelog.deprecation_notices_send().sent == 0  # a run with no change
+    move(20.0001)  # a tiny bit later again: nothing
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        changelog.deprecation_update(  # another target: its callers were not the ones told
+            actor=SYSTEM,
+            deprecation=Deprecation.objects.get(pk=deprecation.pk),
+            api_version=documents,
+            endpoint=endpoint(documents, "searchDocuments"),
+            sunset_at=timezone.now() + days(5),
+        )
+    assert mail.outbox == []
+
+
+def test_a_notice_says_the_dates_stored_when_it_is_sent_not_a_stale_copy(
+    callers, documents, org, django_capture_on_commit_callbacks
+):
+    """A run that read the deprecation before a change committed mails the changed dates
+    (it locks and re-reads the row), and nothing for a deprecation deleted meanwhile."""
+    deprecation = deprecate(documents, endpoint(documents, "getDocument"), sunset_in=90)
+    stale = Deprecation.objects.select_related("api_version__product", "endpoint").get(
+        pk=deprecation.pk
+    )
+    Deprecation.objects.filter(pk=deprecation.pk).update(sunset_at=timezone.now() + days(9))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert changelog._notice_send(stale, org, timezone.now()) is True
+    moved = Deprecation.objects.get(pk=deprecation.pk).sunset_at
+    assert f"{moved:%Y-%m-%d}" in mail.outbox[0].subject
+    changelog.deprecation_delete(actor=SYSTEM, deprecation=Deprecation.objects.get(pk=stale.pk))
+    other_org = callers["initech"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert changelog._notice_send(stale, other_org, timezone.now()) is False
+    assert len(mail.outbox) == 1
+
+
+# --- The rate-limits guide says what a refused call uses (review fix) -------------------------
+def test_a_quota_refusal_uses_the_rate_limit_as_the_guide_says(documents, org):
+    """The gate checks rate limits before quotas, so each `quota_exhausted` answer has spent
+    a rate-limit call; the developer guide must not promise otherwise."""
+    from billing.demo_catalog import DEMO_PLANS
+    from tests.keys.conftest import call, make_gate, on_hourly_limit
+
+    free = next(body for body in DEMO_PLANS if body["code"] == "free")
+    [quota] = [q for q in free["entitlements"]["quotas"] if q["meter"] == "requests"]
+    on_hourly_limit(org, limit=3)  # Free's hard quota, and 3 calls an hour
+    usage_ingest(
+        events=[
+            {"id": f"old-{n}", "meter": "requests", "customer": org.slug}
+            for n in range(int(quota["limit"]))
+        ]
+    )
+    live_key = ApiKeyFactory(
+        project=ProjectFactory(organization=org), environment="live", scopes=["read"]
+    )
+    gate = make_gate()
+    codes = [call(gate, live_key).code for _ in range(4)]
+    assert codes == ["quota_exhausted"] * 3 + ["rate_limited"]
+
+    guide = (settings.BASE_DIR / "docs" / "portal" / "rate-limits.md").read_text()
+    assert "A refused call uses neither rate limit nor quota" not in guide
+    assert "A `quota_exhausted`\n  call has already **passed the rate limits**" in guide
