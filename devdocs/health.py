@@ -16,8 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import BigIntegerField, Case, CharField, F, IntegerField, Sum, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Substr, TruncDay
 
 from devdocs.models import HealthBucket
 
@@ -90,7 +92,10 @@ def record_outcomes(outcomes: Iterable[Outcome]) -> int:
             raise ValueError("Outcome.at must be timezone-aware.")
         if outcome.environment not in ENVIRONMENTS:
             raise ValueError(f"Outcome.environment must be one of {ENVIRONMENTS}.")
-        duration = float(outcome.duration_ms)
+        try:
+            duration = float(outcome.duration_ms)
+        except (OverflowError, TypeError, ValueError):  # an int of hundreds of digits
+            duration = math.nan
         if not math.isfinite(duration) or duration < 0:
             raise ValueError("Outcome.duration_ms must be a finite number >= 0.")
         key = (str(outcome.endpoint_id), outcome.environment, hour_of(outcome.at))
@@ -155,7 +160,8 @@ class Health:
         self.calls += calls
         self.errors += errors
         self.latency_ms_total += latency_ms_total
-        self.histogram = _merge(histogram, self.histogram)
+        if histogram is not None:  # None: figures without latency detail (the day strip)
+            self.histogram = _merge(histogram, self.histogram)
 
     @property
     def has_data(self) -> bool:
@@ -236,23 +242,54 @@ class HealthReport:
     last_hour: Health
 
 
+def _histogram_sums() -> dict[str, Sum]:
+    """SUM of each histogram element, added up by the database.
+
+    `histogram` is a JSON array: element i is read with the JSON operators both databases
+    have (PostgreSQL `histogram ->> i`, SQLite `histogram ->> '$[i]'` / JSON_EXTRACT), cast
+    to an integer; a short or missing array counts as zeros.
+    """
+    return {
+        f"h{index}": Sum(Cast(KeyTextTransform(str(index), "histogram"), BigIntegerField()))
+        for index in range(BUCKETS)
+    }
+
+
+def _utc_day():
+    """The UTC day of a bucket's hour, made by the database.
+
+    PostgreSQL: date_trunc in UTC. SQLite keeps aware datetimes as UTC text
+    ("YYYY-MM-DD HH:MM:SS"), so the day is its first ten characters; Django's TruncDay there
+    calls a Python function per row, which cost more than the rest of the query.
+    """
+    if connection.vendor == "sqlite":
+        return Substr("hour", 1, 10, output_field=CharField())
+    return TruncDay("hour", tzinfo=UTC)
+
+
 def health_reports(
     *, groups: dict[str, list[str]], environment: str, now: datetime
 ) -> dict[str, HealthReport]:
     """Health of each named set of endpoints over every window, its 90-day strip and its
     last hour, in one environment.
 
-    One query reads the span's non-empty buckets; the sums are made in Python because the
-    histograms are JSON. Fine for a page cached for half a minute; a daily rollup is the
-    next step if a provider ever has thousands of endpoints.
+    Two queries, whatever the number of hours stored, and the sums are made by the database:
+    - per endpoint and *band* of hours (the last hour, the rest of 24h, of 7d, of 90d):
+      calls, errors, latency and the histogram's elements; windows add up bands (24h is the
+      first two, 7d three, 90d all four), so each bucket's JSON is read once;
+    - per endpoint and UTC day: calls, errors and latency for the strip (its bars show no
+      percentiles, so days carry no histogram: their p50/p95 are None).
+    Python then only adds endpoints into their groups (a few rows per endpoint).
     """
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first_day = today - timedelta(days=STRIP_DAYS - 1)
-    longest = max(window.hours for window in WINDOWS)
-    since = min(window_start(now, longest), first_day)
-    last_hour_start = hour_of(now) - timedelta(hours=1)
-    starts = {window.code: window_start(now, window.hours) for window in WINDOWS}
+    current = hour_of(now)
+    last_hour_start = current - timedelta(hours=1)
     day_starts = [first_day + timedelta(days=offset) for offset in range(STRIP_DAYS)]
+    # Bands, newest first; the windows are sorted shortest first and each is a run of bands.
+    windows = sorted(WINDOWS, key=lambda window: window.hours)
+    band_starts = [last_hour_start] + [window_start(now, window.hours) for window in windows]
+    window_bands = {window.code: index + 2 for index, window in enumerate(windows)}
 
     reports = {
         name: HealthReport(
@@ -268,23 +305,49 @@ def health_reports(
             members.setdefault(str(endpoint_id), []).append(name)
     if not members:
         return reports
-    rows = HealthBucket.objects.filter(
-        endpoint_id__in=list(members),
-        environment=environment,
-        hour__gte=since,
-        hour__lte=hour_of(now),
-        calls__gt=0,
-    ).values_list("endpoint_id", "hour", "calls", "errors", "latency_ms_total", "histogram")
-    for endpoint_id, hour, calls, errors, latency, histogram in rows:
-        hour = hour.astimezone(UTC)
-        for name in members.get(str(endpoint_id), ()):
+    buckets = HealthBucket.objects.filter(
+        endpoint_id__in=list(members), environment=environment, hour__lte=current, calls__gt=0
+    )
+    totals = {"calls": Sum("calls"), "errors": Sum("errors"), "latency": Sum("latency_ms_total")}
+
+    band = Case(
+        *(When(hour__gte=start, then=Value(index)) for index, start in enumerate(band_starts)),
+        default=Value(-1),
+        output_field=IntegerField(),
+    )
+    by_band = (
+        buckets.filter(hour__gte=band_starts[-1])
+        .annotate(band=band)
+        .values("endpoint_id", "band")
+        .annotate(**totals, **_histogram_sums())
+        .order_by()
+    )
+    for row in by_band:
+        histogram = [int(row[f"h{index}"] or 0) for index in range(BUCKETS)]
+        figures = (int(row["calls"] or 0), int(row["errors"] or 0), float(row["latency"] or 0))
+        for name in members.get(str(row["endpoint_id"]), ()):
             report = reports[name]
-            for code, start in starts.items():
-                if hour >= start:
-                    report.windows[code].add(calls, errors, latency, histogram)
-            day_index = (hour - first_day).days
-            if 0 <= day_index < STRIP_DAYS:
-                report.days[day_index][1].add(calls, errors, latency, histogram)
-            if hour >= last_hour_start:
-                report.last_hour.add(calls, errors, latency, histogram)
+            for code, bands in window_bands.items():
+                if row["band"] < bands:
+                    report.windows[code].add(*figures, histogram)
+            if row["band"] == 0:
+                report.last_hour.add(*figures, histogram)
+
+    by_day = (
+        buckets.filter(hour__gte=first_day)
+        .annotate(day=_utc_day())
+        .values("endpoint_id", "day")
+        .annotate(**totals)
+        .order_by()
+    )
+    for row in by_day:
+        day = row["day"]
+        if isinstance(day, str):  # SQLite: "YYYY-MM-DD"
+            day = datetime.fromisoformat(day).replace(tzinfo=UTC)
+        day_index = (day.astimezone(UTC) - first_day).days
+        if not 0 <= day_index < STRIP_DAYS:
+            continue
+        figures = (int(row["calls"] or 0), int(row["errors"] or 0), float(row["latency"] or 0))
+        for name in members.get(str(row["endpoint_id"]), ()):
+            reports[name].days[day_index][1].add(*figures, None)
     return reports

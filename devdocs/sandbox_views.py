@@ -10,16 +10,19 @@ import logging
 import time
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.http.request import RawPostDataException
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from common.request_id import new_request_id
+from devdocs.onboarding import sandbox_success
 from devdocs.sandbox import (
     MAX_BODY_BYTES,
     SandboxAnswer,
     SandboxCall,
+    parse_prefer,
     problem,
     sandbox_call,
 )
@@ -61,10 +64,26 @@ def _response(answer: SandboxAnswer, method: str) -> HttpResponse:
     return response
 
 
-def _record_outcome(answer: SandboxAnswer, duration_ms: float) -> None:
-    """The status page's measurements (devdocs.health); its failure never fails the call."""
+def _chosen_by_caller(prefer: str) -> bool:
+    """Whether the caller picked the answer (`Prefer: code=...` or `example=...`).
+
+    Such an answer says what the caller asked for, not how the sandbox is doing: a free test
+    key could otherwise post `Prefer: code=503` in a loop and paint the status page red.
+    An unreadable Prefer header is answered 400 by the sandbox itself, like any bad request.
+    """
+    preference = parse_prefer(prefer)
+    return not isinstance(preference, str) and (
+        preference.code is not None or preference.example is not None
+    )
+
+
+def _record_outcome(answer: SandboxAnswer, duration_ms: float, *, prefer: str = "") -> None:
+    """The status page's measurements (devdocs.health); its failure never fails the call.
+
+    Only the answers the sandbox chose itself are recorded, never one chosen with Prefer.
+    """
     endpoint = answer.endpoint
-    if endpoint is None:
+    if endpoint is None or _chosen_by_caller(prefer):
         return
     try:
         from devdocs.health import Outcome, record_outcomes
@@ -115,8 +134,22 @@ def sandbox(request: HttpRequest, product: str, version: str, rest: str = "") ->
     if answer.decision is not None:
         after_decision(answer.decision)
     response = _response(answer, method)
-    _record_outcome(answer, (time.perf_counter() - started) * 1000)
+    _record_outcome(
+        answer, (time.perf_counter() - started) * 1000, prefer=request.headers.get("Prefer", "")
+    )
+    _record_first_success(answer)
     return response
+
+
+def _record_first_success(answer: SandboxAnswer) -> None:
+    """The onboarding checklist's "first sandbox call": a call the sandbox answered 2xx."""
+    decision = answer.decision
+    if decision is None or not decision.allowed or not 200 <= answer.status < 300:
+        return
+    try:
+        sandbox_success(decision.key.organization_id, timezone.now())
+    except DatabaseError:
+        logger.exception("sandbox: could not record the onboarding milestone")
 
 
 @csrf_exempt

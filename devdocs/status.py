@@ -4,13 +4,16 @@ Everything the page and `/status.json` show is one `StatusSnapshot` of plain val
 model instances), built here and cached for STATUS_CACHE_SECONDS, so the page and the
 feed always agree and a burst of visitors costs one computation per half-minute.
 
-Components: one per public API product, measured over the endpoints of its newest live
-version, split into parts by endpoint *group* (every endpoint has exactly one group, while
-tags may be none or several, so groups never count a call twice); plus one "Sandbox"
-component measured from test-environment calls, split by product. Private products never
-appear, and neither do incidents that affect only private products.
+Components: one per public API product, measured over the endpoints of every version of it
+not past its sunset (an outage of v1 matters to the customers still on v1), split into parts
+by endpoint *group* (every endpoint has exactly one group, while tags may be none or
+several, so groups never count a call twice); plus one "Sandbox" component measured from
+test-environment calls, split by product, which is shown but never sets the page's overall
+state (that is about the live API; test keys are free). Private products never appear, and
+neither do incidents that affect only private products.
 """
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -28,8 +31,13 @@ from keys.models import ApiProduct, ApiVersion, Endpoint
 from portal.audit import Actor, audit_record
 
 HISTORY_DAYS = 90
-CACHE_KEY = "devdocs:status:snapshot:v1"
+CACHE_KEY = "devdocs:status:snapshot:v2"  # (build started at, StatusSnapshot)
+CLEARED_KEY = "devdocs:status:cleared"  # time of the last status_cache_clear()
+REBUILD_LOCK_KEY = "devdocs:status:rebuilding"
 DEFAULT_CACHE_SECONDS = 30
+STALE_SECONDS = 300  # how long past its freshness a snapshot may be served during a rebuild
+LOCK_SECONDS = 60  # a rebuilder that died frees the lock after this
+WAIT_SECONDS = 5.0  # nothing cached: how long to wait for another process's rebuild
 
 # Worst last: an index in this tuple orders states.
 INDICATORS = ("operational", "degraded", "partial_outage", "major_outage")
@@ -125,11 +133,12 @@ class Component:
     name: str
     kind: str  # "product" or "sandbox"
     environment: str
-    version: str | None
+    version: str | None  # the newest live version (None for the sandbox)
     indicator: str
     windows: dict[str, Figures]
     days: list[Day]
     parts: list[Part]
+    versions: list[str] = field(default_factory=list)  # every live version measured, newest first
 
     @property
     def indicator_label(self) -> str:
@@ -262,22 +271,44 @@ def incident_get(*, incident_id) -> IncidentView:
 
 
 # --- Components ------------------------------------------------------------------------------
-def _newest_live_versions(now: datetime) -> list[ApiVersion]:
-    """The newest version of each public product that has not reached its sunset."""
-    newest: dict[str, ApiVersion] = {}
+@dataclass
+class _LiveProduct:
+    """A public product and its versions not past their sunset, newest first."""
+
+    product: ApiProduct
+    versions: list[ApiVersion]
+
+    @property
+    def code(self) -> str:
+        return self.product.code
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return [endpoint for version in self.versions for endpoint in version.endpoints.all()]
+
+
+def _live_products(now: datetime) -> list[_LiveProduct]:
+    """Each public product with every version that has not reached its sunset.
+
+    All of them, not only the newest: customers still on an older version are served by
+    it, and its outage is as real to them as one of the newest.
+    """
+    products: dict[str, _LiveProduct] = {}
     versions = (
         ApiVersion.objects.filter(product__private=False)
         .select_related("product")
         .prefetch_related(
-            Prefetch("endpoints", queryset=Endpoint.objects.order_by("path_template"))
+            Prefetch("endpoints", queryset=Endpoint.objects.order_by("path_template", "method"))
         )
         .order_by("product__name", "product__code", "-created_at")
     )
     for version in versions:
         if version.sunset_at is not None and version.sunset_at <= now:
             continue
-        newest.setdefault(version.product.code, version)
-    return list(newest.values())
+        products.setdefault(
+            version.product.code, _LiveProduct(version.product, [])
+        ).versions.append(version)
+    return list(products.values())
 
 
 def _figures(report: HealthReport) -> dict[str, Figures]:
@@ -304,21 +335,25 @@ def _incident_indicator(incidents: list[IncidentView], product_code: str | None)
     )
 
 
+def _group_name(group: str) -> str:
+    return group.replace("_", " ").replace("-", " ").capitalize()
+
+
 def status_snapshot_build(*, now: datetime | None = None) -> StatusSnapshot:
     now = now or timezone.now()
     active, history = incident_views(now=now)
-    versions = _newest_live_versions(now)
+    products = _live_products(now)
 
     live_groups: dict[str, list[str]] = {}
     test_groups: dict[str, list[str]] = {}
     all_live: list[str] = []
-    for version in versions:
-        code = version.product.code
-        endpoint_ids = [str(endpoint.id) for endpoint in version.endpoints.all()]
+    for product in products:
+        code = product.code
+        endpoint_ids = [str(endpoint.id) for endpoint in product.endpoints]
         live_groups[f"product:{code}"] = endpoint_ids
         test_groups[f"product:{code}"] = endpoint_ids
         all_live += endpoint_ids
-        for endpoint in version.endpoints.all():
+        for endpoint in product.endpoints:
             live_groups.setdefault(f"group:{code}:{endpoint.group}", []).append(str(endpoint.id))
     live_groups["all"] = all_live
     test_groups["all"] = all_live
@@ -326,17 +361,19 @@ def status_snapshot_build(*, now: datetime | None = None) -> StatusSnapshot:
     test = health_reports(groups=test_groups, environment="test", now=now)
 
     components = []
-    for version in versions:
-        code = version.product.code
+    for product in products:
+        code = product.code
         report = live[f"product:{code}"]
-        groups: dict[str, list[Endpoint]] = {}
-        for endpoint in version.endpoints.all():
-            groups.setdefault(endpoint.group, []).append(endpoint)
+        # "GET /documents/{id}" once per group even when several versions have it.
+        groups: dict[str, dict[str, None]] = {}  # an ordered set of "METHOD /path"
+        for endpoint in product.endpoints:
+            label = f"{endpoint.method} {endpoint.path_template}"
+            groups.setdefault(endpoint.group, {})[label] = None
         parts = [
             Part(
                 code=group,
-                name=group.replace("_", " ").replace("-", " ").capitalize(),
-                endpoints=[f"{e.method} {e.path_template}" for e in endpoints],
+                name=_group_name(group),
+                endpoints=list(endpoints),
                 windows=_figures(live[f"group:{code}:{group}"]),
             )
             for group, endpoints in sorted(groups.items())
@@ -344,10 +381,11 @@ def status_snapshot_build(*, now: datetime | None = None) -> StatusSnapshot:
         components.append(
             Component(
                 code=code,
-                name=version.product.name,
+                name=product.product.name,
                 kind="product",
                 environment="live",
-                version=version.version,
+                version=product.versions[0].version,
+                versions=[version.version for version in product.versions],
                 indicator=worst(
                     _incident_indicator(active, code), measured_indicator(report.last_hour)
                 ),
@@ -356,8 +394,15 @@ def status_snapshot_build(*, now: datetime | None = None) -> StatusSnapshot:
                 parts=parts,
             )
         )
+    # The overall state is about the live API: computed before the Sandbox joins the list.
+    # Test keys are free, so whatever they make the sandbox do must not turn the page red.
+    indicator = worst(
+        _incident_indicator(active, None),
+        measured_indicator(live["all"].last_hour),
+        *(component.indicator for component in components),
+    )
     sandbox = test["all"]
-    if versions:  # the sandbox serves the public products: none, no sandbox
+    if products:  # the sandbox serves the public products: none, no sandbox
         components.append(
             Component(
                 code="sandbox",
@@ -373,20 +418,17 @@ def status_snapshot_build(*, now: datetime | None = None) -> StatusSnapshot:
                 days=_days(sandbox),
                 parts=[
                     Part(
-                        code=version.product.code,
-                        name=f"{version.product.name} {version.version}",
+                        code=product.code,
+                        name=" ".join(
+                            [product.product.name, ", ".join(v.version for v in product.versions)]
+                        ),
                         endpoints=[],
-                        windows=_figures(test[f"product:{version.product.code}"]),
+                        windows=_figures(test[f"product:{product.code}"]),
                     )
-                    for version in versions
+                    for product in products
                 ],
             )
         )
-    indicator = worst(
-        _incident_indicator(active, None),
-        measured_indicator(live["all"].last_hour),
-        *(component.indicator for component in components),
-    )
     return StatusSnapshot(
         indicator=indicator,
         components=components,
@@ -400,20 +442,68 @@ def _cache_seconds() -> int:
     return int(getattr(settings, "STATUS_CACHE_SECONDS", DEFAULT_CACHE_SECONDS))
 
 
-def status_snapshot() -> StatusSnapshot:
-    """The snapshot the page and the feed show, at most STATUS_CACHE_SECONDS old."""
+def status_snapshot(*, clock: float | None = None) -> StatusSnapshot:
+    """The snapshot the page and the feed show, at most STATUS_CACHE_SECONDS old.
+
+    No stampede: when the cached snapshot is stale, one process rebuilds it (the one that
+    wins `cache.add` of REBUILD_LOCK_KEY) while the others keep serving the stale one, which
+    the cache holds STALE_SECONDS longer than it is fresh. Only with nothing cached at all
+    (first start, or just after an incident changed) do the others wait for the rebuild, up
+    to WAIT_SECONDS, before building their own. `clock` is the wall-clock time of the read
+    (time.time() when not given).
+    """
     seconds = _cache_seconds()
     if seconds <= 0:
         return status_snapshot_build()
-    snapshot = cache.get(CACHE_KEY)
-    if snapshot is None:
-        snapshot = status_snapshot_build()
-        cache.set(CACHE_KEY, snapshot, seconds)
+    clock = time.time() if clock is None else clock
+    entry = _cached(clock, seconds)
+    if entry is not None and entry.fresh:
+        return entry.snapshot
+    if cache.add(REBUILD_LOCK_KEY, clock, LOCK_SECONDS):
+        try:
+            return _rebuild(seconds)
+        finally:
+            cache.delete(REBUILD_LOCK_KEY)
+    if entry is not None:
+        return entry.snapshot  # stale by a few seconds, while the other process rebuilds
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        entry = _cached(clock, seconds)
+        if entry is not None:
+            return entry.snapshot
+    return _rebuild(seconds)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    snapshot: StatusSnapshot
+    fresh: bool
+
+
+def _cached(clock: float, seconds: int) -> _Entry | None:
+    """The cached snapshot and whether it is still fresh: younger than `seconds`, and not
+    built before the last status_cache_clear() (a build that started before an incident was
+    saved must not hide it for another half-minute)."""
+    values = cache.get_many([CACHE_KEY, CLEARED_KEY])
+    stored = values.get(CACHE_KEY)
+    if not isinstance(stored, tuple) or len(stored) != 2:
+        return None
+    started, snapshot = stored
+    fresh = clock < started + seconds and started >= values.get(CLEARED_KEY, 0)
+    return _Entry(snapshot, fresh)
+
+
+def _rebuild(seconds: int) -> StatusSnapshot:
+    started = time.time()
+    snapshot = status_snapshot_build()
+    cache.set(CACHE_KEY, (started, snapshot), seconds + STALE_SECONDS)
     return snapshot
 
 
 def status_cache_clear() -> None:
     """After an incident changes, so the operator's words show at once."""
+    cache.set(CLEARED_KEY, time.time(), None)
     cache.delete(CACHE_KEY)
 
 
@@ -469,6 +559,7 @@ def status_json(snapshot: StatusSnapshot, *, site_url: str) -> dict:
                 "kind": component.kind,
                 "environment": component.environment,
                 "version": component.version,
+                "versions": component.versions,
                 "status": component.indicator,
                 "windows": {
                     code: _figures_json(figures) for code, figures in component.windows.items()

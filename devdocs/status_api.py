@@ -61,6 +61,35 @@ def _text(item: dict, name: str, max_length: int, *, required: bool) -> str | No
     return value
 
 
+def _duration(value) -> float | None:
+    """duration_ms as a float, or None when it is not a number from 0 to MAX_DURATION_MS.
+
+    Compared before any conversion: JSON allows integers of hundreds of digits, which
+    float() and math.isfinite() refuse with OverflowError, and 1e400, which parses to inf.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if not 0 <= value <= MAX_DURATION_MS:
+        return None
+    return float(value)
+
+
+def _moment(value) -> datetime | None:
+    """`at` as an aware datetime, or None. parse_datetime raises ValueError for text shaped
+    like a time but impossible (month 13, an offset of 99 hours): that is a bad item too."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        at = parse_datetime(value)
+    except ValueError:
+        return None
+    if at is None or at.tzinfo is None:
+        return None
+    return at
+
+
 def _parse_item(index: int, item, now: datetime) -> _Item:
     if not isinstance(item, dict):
         raise Rejected("invalid_outcome", "Each outcome is a JSON object.")
@@ -77,19 +106,13 @@ def _parse_item(index: int, item, now: datetime) -> _Item:
         raise Rejected(
             "invalid_status", "status must be an HTTP status from 100 to 599, or 0 for no answer."
         )
-    duration = item.get("duration_ms")
-    if (
-        isinstance(duration, bool)
-        or not isinstance(duration, int | float)
-        or not math.isfinite(duration)
-        or not 0 <= duration <= MAX_DURATION_MS
-    ):
+    duration = _duration(item.get("duration_ms"))
+    if duration is None:
         raise Rejected(
             "invalid_duration", f"duration_ms must be a number from 0 to {MAX_DURATION_MS:.0f}."
         )
-    raw_at = item.get("at")
-    at = parse_datetime(raw_at) if isinstance(raw_at, str) and len(raw_at) <= 64 else None
-    if at is None or at.tzinfo is None:
+    at = _moment(item.get("at"))
+    if at is None:
         raise Rejected("invalid_at", "at must be an ISO 8601 time with a zone.")
     if at > now + MAX_AHEAD:
         raise Rejected("at_in_future", "at is in the future.")
@@ -117,7 +140,7 @@ def _parse_item(index: int, item, now: datetime) -> _Item:
             product=_text(item, "product", 64, required=False),
             version=_text(item, "version", 32, required=False),
         )
-    return _Item(index, endpoint, match, environment, status_code, float(duration), at)
+    return _Item(index, endpoint, match, environment, status_code, duration, at)
 
 
 @dataclass

@@ -94,6 +94,7 @@ def test_nothing_to_record_writes_nothing(endpoints):
         {"duration_ms": -1},
         {"duration_ms": float("nan")},
         {"duration_ms": float("inf")},
+        {"duration_ms": 10**400},  # float() would raise OverflowError, not ValueError
     ],
 )
 def test_a_bad_outcome_is_refused_and_nothing_of_its_batch_is_stored(endpoints, bad):

@@ -700,3 +700,35 @@ def test_read_only_properties_are_not_required_in_requests(client, key):
         send(client, key, "POST", "/things", {}, base=base), 422, "request_invalid"
     )
     assert [error["detail"] for error in body["errors"]] == ["'name' is a required property"]
+
+
+# --- Only the sandbox's own answers feed the status page -------------------------------------
+FLAKY_API = {
+    "openapi": "3.0.3",
+    "info": {"title": "Flaky API", "version": "1"},
+    "paths": {
+        "/jobs": {
+            "get": {
+                "responses": {
+                    "200": {"description": "Jobs.", "content": {"application/json": {}}},
+                    "503": {"description": "Overloaded.", "content": {"application/json": {}}},
+                }
+            }
+        }
+    },
+}
+
+
+def test_answers_chosen_with_prefer_are_not_recorded_for_the_status_page(client, key):
+    """A free test key could otherwise post 5xx outcomes at will (`Prefer: code=503`)."""
+    from devdocs.models import HealthBucket
+
+    upload("flaky", FLAKY_API)
+    base = "/sandbox/flaky/v1"
+    assert send(client, key, path="/jobs", base=base, HTTP_PREFER="code=503").status_code == 503
+    assert send(client, key, path="/jobs", base=base, HTTP_PREFER="code=200").status_code == 200
+    assert send(client, key, HTTP_PREFER="example=nope").status_code == 400  # not this op's
+    assert not HealthBucket.objects.exists()
+    assert send(client, key, path="/jobs", base=base).status_code == 200  # its own choice
+    bucket = HealthBucket.objects.get()
+    assert (bucket.environment, bucket.calls, bucket.errors) == ("test", 1, 0)

@@ -1,6 +1,7 @@
 """The status page: the outcomes API, /status and /status.json, incidents in admin."""
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -584,3 +585,180 @@ def test_the_incident_form_names_endpoints_with_their_product(operator_client, d
     page = operator_client.get(reverse("admin:devdocs_incident_add")).content.decode()
     assert "documents v1: GET /documents/{id}" in page
     assert 'name="updates-TOTAL_FORMS"' in page
+
+
+# --- Review fixes ------------------------------------------------------------------------------
+def test_the_sandbox_never_sets_the_pages_overall_state(documents):
+    """The overall state is about the live API; the Sandbox component is shown on its own."""
+    get = documents["GET /documents/{id}"]
+    record(get, count=40, status=500, environment="test")
+    snapshot = status_snapshot_build()
+    product, sandbox = snapshot.components
+    assert sandbox.indicator == "major_outage"
+    assert product.indicator == "operational"
+    assert snapshot.indicator == "operational"
+
+
+def test_a_platform_wide_incident_still_sets_the_overall_state_without_the_sandbox(documents):
+    Incident.objects.create(title="Everything is slow", impact="minor")
+    snapshot = status_snapshot_build()
+    assert snapshot.indicator == "degraded"
+    assert {component.indicator for component in snapshot.components} == {"degraded"}
+
+
+@pytest.fixture
+def two_live_versions(documents):
+    """documents v1 (older, still live), v2 (newest) and v0 (past its sunset)."""
+    from keys.models import ApiVersion
+
+    v2 = api_version_create(actor=SYSTEM, product_code="documents", version="v2", document=DOCUMENT)
+    v0 = api_version_create(actor=SYSTEM, product_code="documents", version="v0", document=DOCUMENT)
+    ApiVersion.objects.filter(pk=v0.pk).update(
+        created_at=timezone.now() - timedelta(days=400),
+        sunset_at=timezone.now() - timedelta(days=1),
+    )
+    ApiVersion.objects.filter(pk=v2.pk).update(created_at=timezone.now() + timedelta(seconds=1))
+    return {
+        "v1": documents,
+        "v2": {f"{e.method} {e.path_template}": e for e in v2.endpoints.all()},
+        "v0": {f"{e.method} {e.path_template}": e for e in v0.endpoints.all()},
+    }
+
+
+def test_an_outage_of_an_older_live_version_shows(client, two_live_versions):
+    record(two_live_versions["v1"]["GET /documents/{id}"], count=30, status=503)
+    record(two_live_versions["v2"]["GET /documents/{id}"], count=10)
+    record(two_live_versions["v0"]["GET /documents/{id}"], count=50, status=503)  # sunset
+    snapshot = status_snapshot_build()
+    [product, _sandbox] = snapshot.components
+    assert (product.version, product.versions) == ("v2", ["v2", "v1"])
+    assert product.windows["24h"].calls == 40
+    assert product.windows["24h"].errors == 30
+    assert product.indicator == snapshot.indicator == "major_outage"
+    read = next(part for part in product.parts if part.code == "read")
+    assert read.windows["24h"].calls == 40
+    assert read.endpoints.count("GET /documents/{id}") == 1  # one line for both versions
+    feed = client.get("/status.json").json()
+    assert feed["components"][0]["versions"] == ["v2", "v1"]
+    assert feed["components"][0]["days"][-1]["calls"] == 40
+    assert "v2, v1" in client.get("/status").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ('"at": "2026-13-45T00:00:00Z"', "invalid_at"),  # parse_datetime raises ValueError
+        ('"at": "2026-11-25T10:00:00+99:00"', "invalid_at"),
+        ('"duration_ms": ' + "9" * 400, "invalid_duration"),  # too big for a float
+        ('"duration_ms": -' + "9" * 400, "invalid_duration"),
+        ('"duration_ms": true', "invalid_duration"),
+        ('"status": ' + "2" * 400, "invalid_status"),
+        ('"status": 200.0', "invalid_status"),
+        ('"status": false', "invalid_status"),
+        ('"endpoint": ' + "1" * 400, "invalid_endpoint"),
+        ('"request_id": 12', "invalid_request_id"),
+    ],
+)
+def test_out_of_range_values_reject_their_item_never_a_500(gate_api, documents, raw, code):
+    name = raw.split(":")[0].strip('"')
+    good = json.dumps(item())
+    values = item()
+    values.pop(name, None)
+    bad = json.dumps(values)[:-1] + ", " + raw + "}"
+    body = '{"outcomes": [' + good + ", " + bad + "]}"
+    response = gate_api.post(OUTCOMES, body, content_type="application/json")
+    assert response.status_code == 202, response.content
+    assert response.json()["accepted"] == 1
+    assert [error["code"] for error in response.json()["errors"]] == [code]
+    assert HealthBucket.objects.get().calls == 1
+
+
+def test_a_number_too_long_to_parse_refuses_the_batch_not_a_500(gate_api, documents):
+    body = '{"outcomes": [{"status": ' + "9" * 5000 + "}]}"
+    response = gate_api.post(OUTCOMES, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_request"
+
+
+def test_the_snapshot_costs_a_bounded_number_of_queries_whatever_the_buckets(
+    documents, django_assert_max_num_queries
+):
+    """Sums are made in SQL: the query count does not grow with hours or endpoints."""
+    from devdocs.health import BUCKETS
+
+    now = timezone.now()
+    HealthBucket.objects.bulk_create(
+        HealthBucket(
+            endpoint=endpoint,
+            environment=environment,
+            hour=hour_of(now) - timedelta(hours=hours),
+            calls=10,
+            errors=1,
+            latency_ms_total=200.0,
+            histogram=[1] * 10 + [0] * (BUCKETS - 10),
+        )
+        for endpoint in documents.values()
+        for environment in ("live", "test")
+        for hours in range(0, 24 * 90, 7)
+    )
+    with django_assert_max_num_queries(12):
+        snapshot = status_snapshot_build()
+    product, sandbox = snapshot.components
+    hours_90d = len(range(0, 24 * 90, 7))
+    assert product.windows["90d"].calls == 10 * hours_90d * len(documents)
+    assert product.windows["24h"].calls == 10 * len(range(0, 24, 7)) * len(documents)
+    assert product.windows["24h"].p50_ms == pytest.approx(100.0)  # the 5th of 10 buckets' top
+    first_day = hour_of(now).replace(hour=0) - timedelta(days=89)
+    in_strip = [h for h in range(0, 24 * 90, 7) if hour_of(now) - timedelta(hours=h) >= first_day]
+    assert sum(day.calls for day in product.days) == 10 * len(in_strip) * len(documents)
+    assert sandbox.windows["7d"].calls == 10 * len(range(0, 24 * 7, 7)) * len(documents)
+
+
+def test_a_stale_snapshot_is_served_while_another_process_rebuilds(documents, settings):
+    """No stampede: one process rebuilds (it holds the cache lock); the rest serve the last
+    snapshot meanwhile, without touching the database."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from devdocs import status
+
+    settings.STATUS_CACHE_SECONDS = 30
+    status.status_cache_clear()
+    first = status.status_snapshot()
+    Incident.objects.create(title="Built by the other process", impact="minor")
+    later = time.time() + 60  # the cached snapshot is stale by then
+    assert cache.add(status.REBUILD_LOCK_KEY, "another process", 60)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            served = status.status_snapshot(clock=later)
+        assert served.generated_at == first.generated_at
+        assert len(queries) == 0
+    finally:
+        cache.delete(status.REBUILD_LOCK_KEY)
+    rebuilt = status.status_snapshot(clock=later)
+    assert [incident.title for incident in rebuilt.active_incidents] == [
+        "Built by the other process"
+    ]
+    assert cache.get(status.REBUILD_LOCK_KEY) is None  # released after the rebuild
+    status.status_cache_clear()
+
+
+def test_with_nothing_cached_a_reader_waits_then_builds_itself(documents, settings, monkeypatch):
+    """A rebuilder that never delivers (died, or slow) costs a reader WAIT_SECONDS at most,
+    and the lock it holds is left to it."""
+    from django.core.cache import cache
+
+    from devdocs import status
+
+    settings.STATUS_CACHE_SECONDS = 30
+    monkeypatch.setattr(status, "WAIT_SECONDS", 0.2)  # a setting of the wait, not a mock
+    status.status_cache_clear()
+    assert cache.add(status.REBUILD_LOCK_KEY, "a stuck process", 60)
+    try:
+        snapshot = status.status_snapshot()
+        assert [component.code for component in snapshot.components] == ["documents", "sandbox"]
+        assert cache.get(status.REBUILD_LOCK_KEY) == "a stuck process"
+    finally:
+        cache.delete(status.REBUILD_LOCK_KEY)
+        status.status_cache_clear()
