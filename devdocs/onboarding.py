@@ -22,7 +22,10 @@ from portal.roles import Role
 from webhooks.models import Delivery
 
 Step = OnboardingMilestone.Step
-CALL_STEPS = {"test": Step.FIRST_SANDBOX_CALL, "live": Step.FIRST_LIVE_CALL}
+# Live calls tick from the ledger; a sandbox call ticks when the sandbox answered it 2xx
+# (sandbox_success below): a call the gate let through can still be a 422.
+CALL_STEPS = {"live": Step.FIRST_LIVE_CALL}
+_sandbox_done: set[str] = set()  # orgs whose first sandbox success this process has stored
 ORDER = [Step.KEY_CREATED, Step.FIRST_SANDBOX_CALL, Step.FIRST_WEBHOOK, Step.FIRST_LIVE_CALL]
 LABELS = {
     Step.KEY_CREATED: "Create a test key",
@@ -80,6 +83,18 @@ def record_calls(events: list[dict]) -> int:
         if at < reached.get(slot, at + timedelta(1)):
             reached[slot] = at
     return record_milestones(reached)
+
+
+def sandbox_success(organization_id, at: datetime) -> None:
+    """The sandbox answered one of the org's calls with a 2xx: its first success, if it is
+    the first. Costs a query only until the milestone is stored (then remembered here)."""
+    organization = str(organization_id)
+    if organization in _sandbox_done:
+        return
+    record_milestones({(organization, Step.FIRST_SANDBOX_CALL): at})
+    if len(_sandbox_done) > 100_000:
+        _sandbox_done.clear()
+    _sandbox_done.add(organization)
 
 
 def _uuid(value: str) -> uuid.UUID | None:

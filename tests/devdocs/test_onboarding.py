@@ -120,7 +120,11 @@ def test_reader_may_pick_another_of_their_orgs(org, other_org):
 
 
 # --- Milestones from real calls ------------------------------------------------------------
-def test_first_sandbox_and_live_calls_are_recorded_when_the_calls_reach_the_ledger(gate, org):
+def sandbox_get(client, raw, path="/documents/1"):
+    return client.get(f"/sandbox/documents/v1{path}", headers={"authorization": f"Bearer {raw}"})
+
+
+def test_a_live_call_is_recorded_when_it_reaches_the_ledger(gate, org):
     project = ProjectFactory(organization=org)
     _test_key, test_raw = _issue(project)
     _live_key, live_raw = _issue(project, "live")
@@ -131,32 +135,73 @@ def test_first_sandbox_and_live_calls_are_recorded_when_the_calls_reach_the_ledg
     # The ledger row says which product and version was called (deprecation notices).
     [row] = UsageEvent.objects.filter(organization=org, meter__code="requests")
     assert row.properties == {"api": "documents/v1"}
-    sandbox = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_SANDBOX_CALL)
-    assert sandbox.reached_at >= first_at
-    assert not OnboardingMilestone.objects.filter(step=Step.FIRST_LIVE_CALL).exists()
+    # A test key's call outside the sandbox is no sandbox call, and no live call either.
+    assert (
+        not OnboardingMilestone.objects.filter(organization=org)
+        .exclude(step=Step.KEY_CREATED)
+        .exists()
+    )
 
-    assert call(gate, test_raw, path="/v1/documents/2").allowed
     assert call(gate, live_raw, path="/v1/documents/3").allowed
     drain_gate_usage()
-
-    # The first call stays the first; the live call has its own milestone.
-    assert OnboardingMilestone.objects.get(pk=sandbox.pk).reached_at == sandbox.reached_at
-    assert OnboardingMilestone.objects.filter(organization=org).count() == 2
     live = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_LIVE_CALL)
-    assert live.reached_at > sandbox.reached_at
+    assert live.reached_at >= first_at
+    assert call(gate, live_raw, path="/v1/documents/4").allowed
+    drain_gate_usage()
+    assert OnboardingMilestone.objects.get(pk=live.pk).reached_at == live.reached_at
 
 
-def test_a_denied_call_ticks_nothing(gate, org):
+def test_the_first_sandbox_call_is_the_first_the_sandbox_answered_2xx(client, gate, org):
     project = ProjectFactory(organization=org)
     _key, raw = _issue(project, scopes=("write",))
+    _reader, read_raw = _issue(project, scopes=("read",))
 
-    assert not call(gate, raw, path="/v1/documents/1").allowed  # scope_missing
-    drain_gate_usage()
+    assert sandbox_get(client, raw).status_code == 403  # scope_missing: not a success
+    assert not OnboardingMilestone.objects.filter(step=Step.FIRST_SANDBOX_CALL).exists()
 
-    assert not OnboardingMilestone.objects.filter(organization=org).exists()
+    before = timezone.now()
+    assert sandbox_get(client, read_raw).status_code == 200
+    first = OnboardingMilestone.objects.get(organization=org, step=Step.FIRST_SANDBOX_CALL)
+    assert first.reached_at >= before
+    assert sandbox_get(client, read_raw, "/documents/2").status_code == 200
+    assert OnboardingMilestone.objects.get(pk=first.pk).reached_at == first.reached_at
 
 
-def test_checklist_ticks_from_keys_calls_and_webhooks(gate, org, endpoint, emit_ping):
+def test_a_sandbox_call_refused_by_the_schema_ticks_nothing(client, org, meters):
+    import json
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from billing.demo_catalog import ensure_demo_catalog
+    from keys.services import api_version_create
+
+    ensure_demo_catalog(actor=SYSTEM)
+    document = json.loads(
+        (Path(settings.BASE_DIR) / "docs" / "examples" / "documents_api.json").read_text()
+    )
+    api_version_create(actor=SYSTEM, product_code="docs-api", version="v1", document=document)
+    from django.core.cache import cache
+
+    from billing.models import Plan
+    from billing.subscriptions import subscription_subscribe
+
+    subscription_subscribe(actor=SYSTEM, organization=org, plan=Plan.objects.get(code="pro"))
+    cache.clear()  # Pro includes the write group; entitlements are cached per org
+    _key, raw = _issue(ProjectFactory(organization=org), scopes=("read", "write"))
+
+    refused = client.post(
+        "/sandbox/docs-api/v1/documents",
+        data={"title": ""},
+        content_type="application/json",
+        headers={"authorization": f"Bearer {raw}"},
+    )
+
+    assert refused.status_code == 422
+    assert not OnboardingMilestone.objects.filter(step=Step.FIRST_SANDBOX_CALL).exists()
+
+
+def test_checklist_ticks_from_keys_calls_and_webhooks(client, gate, org, endpoint, emit_ping):
     owner = UserFactory(date_joined=timezone.now() - timedelta(minutes=4))
     MembershipFactory(organization=org, user=owner, role=Role.OWNER)
     listed = checklist(org)
@@ -165,8 +210,7 @@ def test_checklist_ticks_from_keys_calls_and_webhooks(gate, org, endpoint, emit_
 
     project = ProjectFactory(organization=org)
     _key, raw = _issue(project)
-    assert call(gate, raw).allowed
-    drain_gate_usage()
+    assert sandbox_get(client, raw).status_code == 200
     [delivery] = emit_ping("hello")
     assert attempt(delivery.pk) == SUCCEEDED
 
@@ -182,10 +226,9 @@ def test_checklist_ticks_from_keys_calls_and_webhooks(gate, org, endpoint, emit_
     assert checklist(org).items[2].reached_at == stored.reached_at
 
 
-def test_one_orgs_progress_never_ticks_anothers(gate, org, other_org):
+def test_one_orgs_progress_never_ticks_anothers(client, gate, org, other_org):
     _key, raw = _issue(ProjectFactory(organization=org))
-    assert call(gate, raw).allowed
-    drain_gate_usage()
+    assert sandbox_get(client, raw).status_code == 200
 
     assert [item.done for item in checklist(other_org).items] == [False] * 4
     assert not OnboardingMilestone.objects.filter(organization=other_org).exists()
@@ -196,8 +239,7 @@ def test_dashboard_shows_the_checklist(client, gate, org):
     MembershipFactory(organization=org, user=owner, role=Role.OWNER)
     client.force_login(owner)
     _key, raw = _issue(ProjectFactory(organization=org))
-    assert call(gate, raw).allowed
-    drain_gate_usage()
+    assert sandbox_get(client, raw).status_code == 200
 
     page = client.get(reverse("portal:dashboard", kwargs={"slug": org.slug}))
 
