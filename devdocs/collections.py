@@ -5,14 +5,24 @@ one per operation, in a folder per tag, against the sandbox URL, with the reader
 (a placeholder when anonymous) kept in one variable so that a reader switching to a live
 key changes it once. Ids are derived from the version and the operation, so downloading
 again and re-importing updates the same requests instead of adding copies.
+
+A stored version's document never changes, so everything but the reader's two values
+(base URL and key) is built once per version and kept in the cache; each download only
+fills those in. The build itself is bounded, because anyone may trigger the first one: its
+generated examples share one budget of schema nodes (samples.ExampleSource), its bodies and
+saved responses one budget of characters, and each body is cut at MAX_BODY_CHARS; what is
+left out is said in the request's description.
 """
 
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+
+from django.core.cache import cache
 
 from devdocs import openapi_doc, samples
 from devdocs.reader import Reader
@@ -25,6 +35,20 @@ POSTMAN_SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collectio
 MAX_OPERATIONS = 1000
 MAX_DESCRIPTION = 4000
 NAMESPACE = uuid.UUID("0b6f4c1e-5d2a-4f3b-9c7e-6a1d2b3c4e5f")  # for stable ids
+MAX_BODY_CHARS = 5_000  # one request body or saved response; a longer one is cut
+MAX_EXPORT_CHARS = 1_000_000  # all bodies and saved responses of one export together
+EXPORT_EXAMPLE_NODES = 100_000  # schema nodes all generated examples of one export may visit
+CACHE_SECONDS = 24 * 3600
+CACHE_FORMAT = "1"  # bump when the cached structure changes
+BODY_LEFT_OUT = (
+    "The example body is left out: this collection's examples reached their size limit. "
+    "The reference page shows it."
+)
+RESPONSE_LEFT_OUT = (
+    "The saved example response is left out: this collection's examples reached their "
+    "size limit. The reference page shows it."
+)
+RESPONSE_CUT = f"The saved example response is cut at {MAX_BODY_CHARS:,} characters."
 
 
 def _stable_id(*parts: str) -> uuid.UUID:
@@ -83,8 +107,76 @@ def _grouped(document: dict) -> dict[str, list[tuple[str, str, dict]]]:
     return groups
 
 
-def _sample(document: dict, method: str, path: str, base_url: str, api_key: str):
-    return samples.sample_request(document, method, path, base_url=base_url, api_key=api_key)
+class _Budget:
+    """What one export build may still spend: schema nodes for examples, body characters."""
+
+    def __init__(self, document: dict):
+        self.examples = samples.ExampleSource(document, EXPORT_EXAMPLE_NODES)
+        self.chars_left = MAX_EXPORT_CHARS
+        self._texts: dict[int, tuple[Any, str]] = {}
+
+    def text(self, value: Any) -> str:
+        """A body or example as pretty text, made once per value: the examples made from one
+        schema are one object, and indenting JSON is the slow part of an export."""
+        if isinstance(value, str):
+            return value
+        if value is None:
+            return ""
+        found = self._texts.get(id(value))
+        if found is None:
+            text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+            found = self._texts[id(value)] = (value, text)  # value kept: its id stays its own
+        return found[1]
+
+    def take(self, text: str) -> bool:
+        """Whether `text` still fits the export; if it does, it is counted."""
+        if len(text) > self.chars_left:
+            self.chars_left = 0  # the rest is left out too, so the cut is in one place
+            return False
+        self.chars_left -= len(text)
+        return True
+
+
+def _sample(
+    document: dict, method: str, path: str, base_url: str, api_key: str, budget: _Budget
+) -> tuple[samples.SampleRequest, list[openapi_doc.Parameter], list[str]]:
+    """The sample request with its parameters, and notes on what was left out of it."""
+    op = openapi_doc.operation(document, method, path) or {}
+    parameters = openapi_doc.parameters(document, method, path)
+    body, left_out = budget.examples.request_body(op)
+    request = samples.sample_request(
+        document,
+        method,
+        path,
+        base_url=base_url,
+        api_key=api_key,
+        parameters=parameters,
+        body=body,
+    )
+    notes = []
+    text = budget.text(request.body) if request.json_body else samples.body_text(request, 2)
+    if request.has_body and (left_out or not budget.take(text)):
+        request = _without_body(request)
+        notes.append(BODY_LEFT_OUT)
+    return request, parameters, notes
+
+
+def _without_body(request: samples.SampleRequest) -> samples.SampleRequest:
+    empty: Any = {} if request.body_kind in ("json", "form", "multipart") else ""
+    return samples.SampleRequest(
+        method=request.method,
+        url=request.url,
+        query=request.query,
+        headers=request.headers,
+        media_type=request.media_type,
+        body=empty,
+        has_body=True,
+        response_is_json=request.response_is_json,
+    )
+
+
+def _with_notes(description: str, notes: list[str]) -> str:
+    return "\n\n".join([part for part in (description, *notes) if part])
 
 
 def _path_segments(path: str, values: dict[str, Any]) -> tuple[list[str], list[dict]]:
@@ -111,10 +203,13 @@ def _path_segments(path: str, values: dict[str, Any]) -> tuple[list[str], list[d
 
 
 # --- Postman ------------------------------------------------------------------------------
-def _postman_request(document: dict, method: str, path: str, op: dict) -> dict:
+def _postman_request(
+    document: dict, method: str, path: str, op: dict, budget: _Budget
+) -> tuple[dict, list[str]]:
     # The collection's own variables stand in for the URL and key: {{baseUrl}}, {{apiKey}}.
-    request = _sample(document, method, path, "{{baseUrl}}", "{{apiKey}}")
-    parameters = openapi_doc.parameters(document, method, path)
+    request, parameters, notes = _sample(
+        document, method, path, "{{baseUrl}}", "{{apiKey}}", budget
+    )
     path_values = {p.name: p.example for p in parameters if p.location == "path"}
     segments, variables = _path_segments(path, path_values)
     query = [
@@ -148,48 +243,109 @@ def _postman_request(document: dict, method: str, path: str, op: dict) -> dict:
         "url": url,
         "description": _text(op.get("description")) or _text(op.get("summary")),
     }
-    if request.has_body:
+    kind = request.body_kind
+    if kind == "form":
+        body_request["body"] = {
+            "mode": "urlencoded",
+            "urlencoded": [{"key": name, "value": value} for name, value in request.form],
+        }
+    elif kind == "multipart":
+        body_request["body"] = {
+            "mode": "formdata",
+            "formdata": [
+                {"key": name, "value": value, "type": "text"} for name, value in request.form
+            ],
+        }
+    elif request.has_body:
         body_request["body"] = {
             "mode": "raw",
-            "raw": samples.body_text(request, indent=2),
+            "raw": budget.text(request.body)
+            if request.json_body
+            else samples.body_text(request, indent=2),
             "options": {"raw": {"language": "json" if request.json_body else "text"}},
         }
-    return body_request
+    return body_request, notes
 
 
-def _postman_responses(document: dict, op: dict, request: dict) -> list[dict]:
+def _postman_responses(
+    document: dict, op: dict, request: dict, budget: _Budget
+) -> tuple[list[dict], list[str]]:
     """The success example as a saved response, so the collection shows what comes back."""
-    status, media_type, body = openapi_doc.success_response(document, op)
+    status, media_type, body, left_out = budget.examples.success_response(op)
     if media_type is None and status != 204:
-        return []
-    if isinstance(body, str):
-        text = body
-    else:
-        text = "" if body is None else json.dumps(body, indent=2, ensure_ascii=False, default=str)
+        return [], []
+    notes = []
+    text = budget.text(body)
+    if len(text) > MAX_BODY_CHARS:
+        text = text[:MAX_BODY_CHARS] + "\n…"
+        notes.append(RESPONSE_CUT)
+    if left_out or not budget.take(text):
+        text = ""
+        notes = [RESPONSE_LEFT_OUT]
     response = {
         "name": f"{status} example",
         "originalRequest": request,
         "status": "Example",
         "code": status,
         "header": [{"key": "Content-Type", "value": media_type}] if media_type else [],
-        "body": text[:50_000],
+        "body": text,
     }
     if media_type and samples.is_json(media_type):
         response["_postman_previewlanguage"] = "json"
-    return [response]
+    return [response], notes
+
+
+def _cache_key(kind: str, api_version: ApiVersion) -> str:
+    return f"devdocs:collection:{CACHE_FORMAT}:{kind}:{api_version.pk}"
+
+
+def cached_build(key: str, build: Callable[[], Any]) -> Any:
+    """The cached value, else `build()` stored for next time. A cache that fails (down,
+    or an entry from another code version that does not load) is a miss, never an error."""
+    try:
+        found = cache.get(key)
+    except Exception:
+        logger.warning("Docs cache read failed for %s", key, exc_info=True)
+        found = None
+    if found is not None:
+        return found
+    value = build()
+    try:
+        cache.set(key, value, CACHE_SECONDS)
+    except Exception:
+        logger.warning("Docs cache write failed for %s", key, exc_info=True)
+    return value
 
 
 def postman_collection(*, api_version: ApiVersion, reader: Reader) -> dict:
+    """The collection with the reader's base URL and key in its two variables; the rest is
+    the same for every reader and comes from the cache."""
+    shared = cached_build(_cache_key("postman", api_version), lambda: _postman(api_version))
+    collection = dict(shared)
+    collection["variable"] = [
+        {
+            "key": "baseUrl",
+            "value": reader.sandbox_url(api_version.product.code, api_version.version),
+            "type": "string",
+        },
+        {"key": "apiKey", "value": reader.api_key, "type": "string"},
+    ]
+    return collection
+
+
+def _postman(api_version: ApiVersion) -> dict:
     document = api_version.document if isinstance(api_version.document, dict) else {}
-    product = api_version.product
+    budget = _Budget(document)
     descriptions = _tag_descriptions(document)
     folders = []
     for tag, operations in _grouped(document).items():
         items = []
         for method, path, op in operations:
             try:
-                request = _postman_request(document, method, path, op)
-                responses = _postman_responses(document, op, request)
+                request, notes = _postman_request(document, method, path, op, budget)
+                responses, more = _postman_responses(document, op, request, budget)
+                if notes or more:
+                    request["description"] = _with_notes(request["description"], notes + more)
             except Exception:  # a document we did not foresee: the bare request, not a 500
                 logger.exception("Could not export %s %s of %s", method, path, api_version)
                 request = {"method": method.upper(), "url": "{{baseUrl}}" + path}
@@ -219,14 +375,7 @@ def postman_collection(*, api_version: ApiVersion, reader: Reader) -> dict:
             "type": "bearer",
             "bearer": [{"key": "token", "value": "{{apiKey}}", "type": "string"}],
         },
-        "variable": [
-            {
-                "key": "baseUrl",
-                "value": reader.sandbox_url(product.code, api_version.version),
-                "type": "string",
-            },
-            {"key": "apiKey", "value": reader.api_key, "type": "string"},
-        ],
+        "variable": [],  # the reader's: postman_collection fills them in
         "item": folders,
     }
 
@@ -239,8 +388,29 @@ def _insomnia_id(prefix: str, *parts: str) -> str:
 def insomnia_export(
     *, api_version: ApiVersion, reader: Reader, now: datetime | None = None
 ) -> dict:
+    """The export with the reader's base URL and key in its base environment; the rest is
+    the same for every reader and comes from the cache."""
+    shared = cached_build(_cache_key("insomnia", api_version), lambda: _insomnia(api_version))
+    environment_id = _insomnia_id("env", str(api_version.pk), "base")
+    resources = []
+    for resource in shared["resources"]:
+        if resource["_id"] == environment_id:
+            resource = dict(resource)
+            resource["data"] = {
+                "base_url": reader.sandbox_url(api_version.product.code, api_version.version),
+                "api_key": reader.api_key,
+            }
+        resources.append(resource)
+    return {
+        **shared,
+        "__export_date": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "resources": resources,
+    }
+
+
+def _insomnia(api_version: ApiVersion) -> dict:
     document = api_version.document if isinstance(api_version.document, dict) else {}
-    product = api_version.product
+    budget = _Budget(document)
     key = str(api_version.pk)
     workspace_id = _insomnia_id("wrk", key, "workspace")
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
@@ -258,10 +428,7 @@ def insomnia_export(
             "_type": "environment",
             "parentId": workspace_id,
             "name": "Base Environment",
-            "data": {
-                "base_url": reader.sandbox_url(product.code, api_version.version),
-                "api_key": reader.api_key,
-            },
+            "data": {},  # the reader's: insomnia_export fills it in
             "dataPropertyOrder": {"&": ["base_url", "api_key"]},
             "color": None,
             "isPrivate": False,
@@ -285,21 +452,44 @@ def insomnia_export(
         )
         for order, (method, path, op) in enumerate(operations):
             try:
-                request = _sample(document, method, path, "{{ _.base_url }}", "{{ _.api_key }}")
-                parameters = openapi_doc.parameters(document, method, path)
+                request, parameters, notes = _sample(
+                    document, method, path, "{{ _.base_url }}", "{{ _.api_key }}", budget
+                )
             except Exception:  # a document we did not foresee: the bare request, not a 500
                 logger.exception("Could not export %s %s of %s", method, path, api_version)
                 request = samples.SampleRequest(
                     method=method.upper(), url="{{ _.base_url }}" + path
                 )
-                parameters = []
+                parameters, notes = [], []
+            headers = [
+                {"name": name, "value": value}
+                for name, value in request.headers
+                if name.lower() not in ("authorization", "x-api-key")
+            ]
+            if request.body_kind == "multipart":
+                # As Insomnia exports it: the type without a boundary, which Insomnia adds.
+                headers.append({"name": "Content-Type", "value": samples.MULTIPART_TYPE})
+            if request.body_kind in ("form", "multipart"):
+                body = {
+                    "mimeType": samples.media_base(request.media_type),
+                    "params": [{"name": name, "value": value} for name, value in request.form],
+                }
+            elif request.has_body:
+                body = {
+                    "mimeType": request.media_type,
+                    "text": budget.text(request.body)
+                    if request.json_body
+                    else samples.body_text(request, 2),
+                }
+            else:
+                body = {}
             resources.append(
                 {
                     "_id": _insomnia_id("req", key, method, path),
                     "_type": "request",
                     "parentId": folder_id,
                     "name": _operation_name(method, path, op),
-                    "description": _text(op.get("description")),
+                    "description": _with_notes(_text(op.get("description")), notes),
                     "method": request.method,
                     "url": request.url,
                     "parameters": [
@@ -311,16 +501,8 @@ def insomnia_export(
                         for p in parameters
                         if p.location == "query"
                     ],
-                    "headers": [
-                        {"name": name, "value": value}
-                        for name, value in request.headers
-                        if name.lower() not in ("authorization", "x-api-key")
-                    ],
-                    "body": (
-                        {"mimeType": request.media_type, "text": samples.body_text(request, 2)}
-                        if request.has_body
-                        else {}
-                    ),
+                    "headers": headers,
+                    "body": body,
                     "authentication": {
                         "type": "bearer",
                         "token": "{{ _.api_key }}",
@@ -337,7 +519,7 @@ def insomnia_export(
     return {
         "_type": "export",
         "__export_format": 4,
-        "__export_date": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "__export_date": "",  # the download's: insomnia_export fills it in
         "__export_source": "tollgate.docs:1",
         "resources": resources,
     }

@@ -6,8 +6,20 @@ example here is the body the sandbox answers with) and from the version's Endpoi
 come from operators and may be odd or huge: every part is optional, every value may have
 the wrong type, and what is rendered is capped (operations, schema rows, example sizes), so
 no document can make the page fail or take long.
+
+A stored version's document never changes, so the page model is built once per version and
+kept in the cache (django.core.cache): an index of the operations (what search and the
+table of contents need) and each operation's view, samples included. What depends on the
+reader or on admin is put in per request: the reader's sandbox URL and key go into the
+samples (built with stand-ins for both), the endpoint's group, deprecation and sunset come
+from its Endpoint row, and the version switcher from the versions table. A first build is
+bounded too, as anyone may trigger it: generated examples share one budget of schema nodes
+(samples.ExampleSource), schema tables one of visits, and one page view one of example
+characters.
 """
 
+import dataclasses
+import hashlib
 import html
 import json
 import logging
@@ -16,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -37,7 +50,20 @@ MAX_SCHEMA_DEPTH = 8  # nesting shown in a schema table
 MAX_EXAMPLE_CHARS = 12_000  # a longer pretty-printed example is cut
 MAX_TEXT_CHARS = 4_000  # a longer description is cut
 MAX_SEARCH_CHARS = 200
+MAX_SCHEMA_VISITS = 2_000  # schema nodes one table may visit (allOf fans out without rows)
+PAGE_EXAMPLE_NODES = 40_000  # schema nodes the generated examples of one page build may visit
+MAX_PAGE_EXAMPLE_CHARS = 200_000  # example text on one page; past it examples are left out
+MAX_PAGE_SCHEMA_ROWS = 3_000  # schema rows on one page; past it tables are left out
+PAGE_TABLE_VISITS = 60_000  # schema nodes the tables of one page build may visit
 OTHER_TAG = "Other"
+CACHE_FORMAT = "1"  # bump when the cached page model changes shape
+CACHE_SECONDS = 24 * 3600
+# Stand-ins for the reader's sandbox URL and key in cached samples: plain characters that
+# every language writes as they are, of a real value's length (the Python sample's layout
+# depends on line length), so putting the reader's values in gives the same sample.
+BASE_URL_STAND_IN = "https://tg-sandbox-base-url.invalid/sandbox/api/v1"
+API_KEY_STAND_IN = "tg_reader_key_stand_in_" + "x" * 23
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+=:,./-]*\Z")
 
 # What each of the gate's refusal codes means to a caller (docs/gate.md, "Codes"); the
 # status each maps to comes from the middleware itself, so the two cannot disagree.
@@ -109,7 +135,9 @@ def product_get(*, user, code: str) -> ApiProduct:
 
 
 def version_get(*, product: ApiProduct, version: str) -> ApiVersion:
-    found = product.versions.filter(version=version).first()
+    """The version, its document not loaded: pages and collections come from the cache, and
+    `document` loads it on first use when they do not."""
+    found = product.versions.filter(version=version).defer("openapi", "openapi_text").first()
     if found is None:
         raise NotFound("No such version of this API.", code="api_version_not_found")
     return found
@@ -205,6 +233,8 @@ class SchemaTable:
     truncated: bool = False
     description: SafeString = field(default_factory=lambda: mark_safe(""))
     constraints: tuple[str, ...] = ()
+    visited: int = 0  # schema nodes visited to build it: at most MAX_SCHEMA_VISITS + 1
+    left_out: str = ""  # why the rows are not shown (the page's budget ran out)
 
 
 def _ref_name(schema: Any) -> str:
@@ -301,9 +331,11 @@ def _constraints(schema: dict) -> tuple[str, ...]:
 
 
 class _TableBuilder:
-    def __init__(self, document: dict, limit: int):
+    def __init__(self, document: dict, limit: int, visits: int = MAX_SCHEMA_VISITS):
         self.document = document
         self.limit = limit
+        self.visits_left = visits
+        self.visited = 0
         self.rows: list[SchemaRow] = []
         self.truncated = False
 
@@ -314,10 +346,33 @@ class _TableBuilder:
         self.rows.append(row)
         return True
 
+    def visit(self, depth: int) -> bool:
+        """Counts a schema node; False once the table's budget is spent. The row cap alone
+        does not bound the work: allOf parts that add no rows (allOf: [B] * 10, each B the
+        same again) were walked 10^levels times without ever reaching it."""
+        self.visited += 1
+        self.visits_left -= 1
+        if self.visits_left >= 0:
+            return True
+        if not self.truncated:
+            self.truncated = True
+            self.rows.append(
+                SchemaRow(
+                    name="…",
+                    depth=min(depth, MAX_SCHEMA_DEPTH),
+                    type="",
+                    required=False,
+                    constraints=(),
+                    description=mark_safe(""),
+                    note="(schema too large to show)",
+                )
+            )
+        return False
+
     def children(self, raw: Any, depth: int, refs: frozenset) -> None:
         """The rows inside a schema: its properties, an array's item properties, the
         variants of oneOf/anyOf, the merged parts of allOf."""
-        if depth > MAX_SCHEMA_DEPTH or self.truncated:
+        if depth > MAX_SCHEMA_DEPTH or self.truncated or not self.visit(depth):
             return
         ref = raw.get("$ref") if isinstance(raw, dict) else None
         if isinstance(ref, str):
@@ -328,8 +383,14 @@ class _TableBuilder:
         if not isinstance(schema, dict):
             return
         if isinstance(schema.get("allOf"), list):
+            merged: set = set()
             for part in schema["allOf"][:20]:
-                self.children(part, depth, refs)
+                # The same part twice adds nothing to the merge: shown once.
+                seen = part.get("$ref") if isinstance(part, dict) else None
+                seen = seen if isinstance(seen, str) else id(part)
+                if seen not in merged:
+                    merged.add(seen)
+                    self.children(part, depth, refs)
         for keyword in ("oneOf", "anyOf"):
             variants = schema.get(keyword)
             if isinstance(variants, list):
@@ -354,6 +415,8 @@ class _TableBuilder:
             self.property("(any other name)", additional, depth, required=False, refs=refs)
 
     def property(self, name: str, raw: Any, depth: int, required: bool, refs: frozenset) -> bool:
+        if not self.visit(depth):
+            return False
         ref = raw.get("$ref") if isinstance(raw, dict) else None
         schema = _deref(self.document, raw)
         schema = schema if isinstance(schema, dict) else {}
@@ -397,6 +460,7 @@ def schema_table(document: dict, raw: Any, limit: int = MAX_SCHEMA_ROWS) -> Sche
         if isinstance(schema, dict)
         else mark_safe(""),
         constraints=_constraints(schema) if isinstance(schema, dict) else (),
+        visited=builder.visited,
     )
 
 
@@ -427,6 +491,7 @@ class ExampleView:
     html: SafeString
     text: str
     truncated: bool
+    left_out: str = ""  # why there is no example text (a budget ran out), when there is none
 
 
 @dataclass
@@ -460,6 +525,7 @@ class SampleView:
     code: str
     html: SafeString
     element_id: str
+    lexer: str = "text"
 
 
 @dataclass
@@ -480,6 +546,14 @@ class OperationView:
     samples: list[SampleView]
     search_text: str
     broken: bool = False
+    deferred: bool = False  # not built on this view of the page: its build budget ran out
+    # What the document says, before the Endpoint row (admin) is applied per request.
+    doc_group: str = ""
+    doc_deprecated: bool = False
+    doc_sunset: date | None = None
+    doc_has_sunset: bool = False
+    # The samples' request with the stand-ins, to spell again for an unusual reader value.
+    sample_request: samples.SampleRequest | None = None
 
 
 @dataclass
@@ -610,15 +684,31 @@ def _sunset_from(op: dict) -> date | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).date()
 
 
+LEFT_OUT_BUDGET = (
+    "Left out: this page's examples reached their size limit. Search for this operation to "
+    "see it alone; the sandbox answers with it."
+)
+TABLE_LEFT_OUT = (
+    "The fields are left out: this page's schema tables reached their size limit. Search "
+    "for this operation to see it alone."
+)
+
+
 def _example_view(name: str, value: Any) -> ExampleView:
     text, truncated = pretty_json(value)
     lexer = "text" if isinstance(value, str) else "json"
     return ExampleView(name=name, html=highlighted(text, lexer), text=text, truncated=truncated)
 
 
-def _parameter_rows(document: dict, method: str, path: str) -> list[ParameterRow]:
+def _left_out_view(name: str) -> ExampleView:
+    return ExampleView(
+        name=name, html=mark_safe(""), text="", truncated=False, left_out=LEFT_OUT_BUDGET
+    )
+
+
+def _parameter_rows(parameters: list[openapi_doc.Parameter], document: dict) -> list[ParameterRow]:
     rows = []
-    for parameter in openapi_doc.parameters(document, method, path)[:100]:
+    for parameter in parameters[:100]:
         example = parameter.example
         if example is None:
             shown = ""
@@ -641,10 +731,56 @@ def _parameter_rows(document: dict, method: str, path: str) -> list[ParameterRow
     return rows
 
 
-def _body_view(document: dict, op: dict) -> BodyView | None:
-    found = openapi_doc.request_body(document, op)
+class _Build:
+    """What one page build shares: generated examples (made once, within one budget of
+    schema nodes) and schema tables (made once per schema)."""
+
+    def __init__(
+        self,
+        document: dict,
+        node_budget: int = PAGE_EXAMPLE_NODES,
+        table_visits: int = PAGE_TABLE_VISITS,
+    ):
+        self.document = document
+        self.examples = samples.ExampleSource(document, node_budget)
+        self.table_visits_left = table_visits
+        self._tables: dict[tuple, tuple[Any, SchemaTable]] = {}
+        self._examples: dict[tuple, tuple[Any, ExampleView]] = {}
+
+    def table(self, raw: Any) -> SchemaTable:
+        ref = raw.get("$ref") if isinstance(raw, dict) else None
+        target = _deref(self.document, raw)
+        key = (ref if isinstance(ref, str) else None, id(target), id(raw) if ref is None else 0)
+        found = self._tables.get(key)
+        if found is None:
+            found = (raw, schema_table(self.document, raw))  # raw kept: its id stays its own
+            self._tables[key] = found
+            self.table_visits_left -= found[1].visited
+        return found[1]
+
+    @property
+    def spent(self) -> bool:
+        """Whether this build has used up a budget: the operations still to build wait."""
+        return self.examples.left_out > 0 or self.table_visits_left <= 0
+
+    def example(self, name: str, value: Any, left_out: bool) -> ExampleView | None:
+        """The example pretty printed and coloured, once per value: examples made from one
+        schema are one object, and colouring is the slow part of a page."""
+        if left_out:
+            return _left_out_view(name)
+        if value is None:
+            return None
+        found = self._examples.get((name, id(value)))
+        if found is None:
+            found = (value, _example_view(name, value))  # value kept: its id stays its own
+            self._examples[(name, id(value))] = found
+        return found[1]
+
+
+def _body_view(build: _Build, op: dict, found: tuple | None, left_out: bool) -> BodyView | None:
     if found is None:
         return None
+    document = build.document
     media_type, schema, required, example = found
     body = _deref(document, op.get("requestBody"))
     content = body.get("content") if isinstance(body, dict) else {}
@@ -655,20 +791,21 @@ def _body_view(document: dict, op: dict) -> BodyView | None:
         other_media_types=[str(t) for t in content if t != media_type][:10],
         required=required,
         description=describe(body.get("description") if isinstance(body, dict) else None),
-        schema=schema_table(document, raw_schema if raw_schema is not None else schema),
-        example=_example_view("Example", example) if example is not None else None,
+        schema=build.table(raw_schema if raw_schema is not None else schema),
+        example=build.example("Example", example, left_out),
     )
 
 
-def _response_views(document: dict, op: dict) -> list[ResponseView]:
+def _response_views(build: _Build, op: dict) -> list[ResponseView]:
     def order(entry: tuple[str, dict]) -> tuple[int, str]:
         status = entry[0]
         return (int(status), "") if status.isdigit() else (1000, status)
 
+    document = build.document
     views = []
     for status, response in sorted(openapi_doc.responses(document, op), key=order)[:30]:
         code = int(status) if status.isdigit() else 200
-        _status, media_type, example = openapi_doc.response_body(document, response, code)
+        _status, media_type, example, left_out = build.examples.response_body(response, code)
         content = response.get("content") if isinstance(response.get("content"), dict) else {}
         media = content.get(media_type) if media_type else None
         raw_schema = media.get("schema") if isinstance(media, dict) else None
@@ -679,7 +816,7 @@ def _response_views(document: dict, op: dict) -> list[ResponseView]:
             header = header if isinstance(header, dict) else {}
             header_example = header.get("example")
             if header_example is None and isinstance(header.get("schema"), dict | str):
-                header_example = openapi_doc.example_for_schema(document, header.get("schema"))
+                header_example, _cut = build.examples.media({"schema": header.get("schema")})
             headers.append(
                 HeaderRow(
                     name=str(name),
@@ -695,14 +832,138 @@ def _response_views(document: dict, op: dict) -> list[ResponseView]:
                 status=status,
                 description=describe(response.get("description"), 1000),
                 media_type=media_type,
-                schema=schema_table(document, raw_schema) if raw_schema is not None else None,
-                example=_example_view("Example", example)
-                if media_type and example is not None
-                else None,
+                schema=build.table(raw_schema) if raw_schema is not None else None,
+                example=build.example("Example", example, left_out) if media_type else None,
                 headers=headers,
             )
         )
     return views
+
+
+def _operation_model(build: _Build, method: str, path: str, op: dict, anchor: str) -> OperationView:
+    """The operation as every reader sees it: no Endpoint row applied, samples with the
+    stand-ins for the reader's sandbox URL and key."""
+    document = build.document
+    raw_tags = op.get("tags") if isinstance(op.get("tags"), list) else []
+    tags = [str(tag) for tag in raw_tags if isinstance(tag, str) and tag][:10]
+    operation_id = _plain(op.get("operationId"), 200)
+    summary = _plain(op.get("summary"), 300)
+    parameters = openapi_doc.parameters(document, method, path)
+    body, body_left_out = build.examples.request_body(op)
+    request = samples.sample_request(
+        document,
+        method,
+        path,
+        base_url=BASE_URL_STAND_IN,
+        api_key=API_KEY_STAND_IN,
+        parameters=parameters,
+        body=body,
+    )
+    view_samples = [
+        SampleView(
+            language=sample.language,
+            label=sample.label,
+            code=sample.code,
+            html=highlighted(sample.code, sample.lexer),
+            element_id=f"sample-{anchor}-{sample.language}",
+            lexer=sample.lexer,
+        )
+        for sample in samples.samples_for(
+            document, method, path, base_url="", api_key="", request=request
+        )
+    ]
+    doc_deprecated = op.get("deprecated") is True
+    doc_group = str(op.get("x-tollgate-group") or "")
+    return OperationView(
+        anchor=anchor,
+        method=method.upper(),
+        path=path,
+        operation_id=operation_id,
+        summary=summary,
+        description=describe(op.get("description")),
+        tags=tags,
+        group=doc_group,
+        deprecated=doc_deprecated,
+        sunset_on=None,
+        parameters=_parameter_rows(parameters, document),
+        body=_body_view(build, op, body, body_left_out),
+        responses=_response_views(build, op),
+        samples=view_samples,
+        search_text=" ".join([operation_id, summary, method.upper(), path, *tags]).lower(),
+        doc_group=doc_group,
+        doc_deprecated=doc_deprecated,
+        doc_sunset=_sunset_from(op),
+        doc_has_sunset="x-sunset" in op,
+        sample_request=request,
+    )
+
+
+def _reader_samples(view: OperationView, base_url: str, api_key: str) -> list[SampleView]:
+    """The cached samples with the reader's sandbox URL and key in place of the stand-ins.
+
+    Plain values (a key is tg_test_ and letters and digits; a URL of an allowed host) read
+    the same in every language's quoting, so they are put into the text and its colouring
+    as they are; anything else, and any colouring that split a stand-in, is spelled anew
+    from the sample's request."""
+    base_url = base_url.rstrip("/")
+    if not view.samples:
+        return []
+    if _PLAIN.match(base_url) and _PLAIN.match(api_key):
+        found = []
+        for sample in view.samples:
+            code = sample.code.replace(BASE_URL_STAND_IN, base_url).replace(
+                API_KEY_STAND_IN, api_key
+            )
+            coloured = str(sample.html)
+            if coloured.count(BASE_URL_STAND_IN) == sample.code.count(
+                BASE_URL_STAND_IN
+            ) and coloured.count(API_KEY_STAND_IN) == sample.code.count(API_KEY_STAND_IN):
+                html_text = mark_safe(  # noqa: S308 - plain characters into Pygments' HTML
+                    coloured.replace(BASE_URL_STAND_IN, base_url).replace(API_KEY_STAND_IN, api_key)
+                )
+            else:
+                html_text = highlighted(code, sample.lexer)
+            found.append(dataclasses.replace(sample, code=code, html=html_text))
+        return found
+    request = view.sample_request
+    if request is None:
+        return []
+    request = dataclasses.replace(
+        request,
+        url=request.url.replace(BASE_URL_STAND_IN, base_url),
+        headers=[
+            (name, value.replace(API_KEY_STAND_IN, api_key)) for name, value in request.headers
+        ],
+    )
+    by_language = {sample.language: sample for sample in view.samples}
+    return [
+        dataclasses.replace(
+            by_language[sample.language],
+            code=sample.code,
+            html=highlighted(sample.code, sample.lexer),
+        )
+        for sample in samples.samples_for({}, "", "", base_url="", api_key="", request=request)
+        if sample.language in by_language
+    ]
+
+
+def _for_reader(
+    view: OperationView, endpoint: Endpoint | None, base_url: str, api_key: str
+) -> OperationView:
+    """The cached view with what is the reader's and the operator's put in."""
+    if view.broken or view.deferred:
+        return view
+    deprecated = view.doc_deprecated or bool(endpoint and endpoint.deprecated)
+    sunset_on = endpoint.sunset_at.date() if endpoint and endpoint.sunset_at else None
+    if sunset_on is None and (deprecated or view.doc_has_sunset):
+        sunset_on = view.doc_sunset
+    return dataclasses.replace(
+        view,
+        group=str(endpoint.group) if endpoint else view.doc_group,
+        deprecated=deprecated,
+        sunset_on=sunset_on,
+        samples=_reader_samples(view, base_url, api_key),
+    )
 
 
 def _operation_view(
@@ -715,43 +976,9 @@ def _operation_view(
     sandbox_url: str,
     anchor: str,
 ) -> OperationView:
-    raw_tags = op.get("tags") if isinstance(op.get("tags"), list) else []
-    tags = [str(tag) for tag in raw_tags if isinstance(tag, str) and tag][:10]
-    operation_id = _plain(op.get("operationId"), 200)
-    summary = _plain(op.get("summary"), 300)
-    deprecated = op.get("deprecated") is True or bool(endpoint and endpoint.deprecated)
-    sunset_on = endpoint.sunset_at.date() if endpoint and endpoint.sunset_at else None
-    group = endpoint.group if endpoint else (op.get("x-tollgate-group") or "")
-    view_samples = []
-    for sample in samples.samples_for(
-        document, method, path, base_url=sandbox_url, api_key=reader.api_key
-    ):
-        view_samples.append(
-            SampleView(
-                language=sample.language,
-                label=sample.label,
-                code=sample.code,
-                html=highlighted(sample.code, sample.lexer),
-                element_id=f"sample-{anchor}-{sample.language}",
-            )
-        )
-    return OperationView(
-        anchor=anchor,
-        method=method.upper(),
-        path=path,
-        operation_id=operation_id,
-        summary=summary,
-        description=describe(op.get("description")),
-        tags=tags,
-        group=str(group),
-        deprecated=deprecated,
-        sunset_on=sunset_on or (_sunset_from(op) if deprecated or "x-sunset" in op else None),
-        parameters=_parameter_rows(document, method, path),
-        body=_body_view(document, op),
-        responses=_response_views(document, op),
-        samples=view_samples,
-        search_text=" ".join([operation_id, summary, method.upper(), path, *tags]).lower(),
-    )
+    """One operation for one reader, built now (the page takes its views from the cache)."""
+    view = _operation_model(_Build(document), method, path, op, anchor)
+    return _for_reader(view, endpoint, sandbox_url, reader.api_key)
 
 
 def _broken_view(method: str, path: str, op: Any, anchor: str) -> OperationView:
@@ -814,63 +1041,215 @@ def search_text(method: str, path: str, op: dict) -> str:
     return " ".join(parts + [str(tag) for tag in tags]).lower()
 
 
-def reference_page(*, api_version: ApiVersion, reader: Reader, query: str = "") -> ReferencePage:
-    """The whole reference of one version, filtered by `query` (operationId, summary,
-    method, path and tags must contain every word)."""
-    document = api_version.document if isinstance(api_version.document, dict) else {}
-    product = api_version.product
-    query = query.strip()[:MAX_SEARCH_CHARS]
-    sandbox_url = reader.sandbox_url(product.code, api_version.version)
-    endpoints = {(e.method, e.path_template): e for e in api_version.endpoints.all()}
-    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+# --- The page, cached per version ----------------------------------------------------------
+@dataclass(frozen=True)
+class IndexEntry:
+    method: str
+    path: str
+    anchor: str
+    tag: str  # the section it is listed under: its first tag, else OTHER_TAG
+    search_text: str
+    cache_key: str
 
+
+@dataclass
+class PageIndex:
+    """What a page needs before its operations: the version's reader-independent parts and
+    every operation's place (anchor, section, search words), in order."""
+
+    title: str
+    api_version_label: str
+    description: SafeString
+    servers: list[ServerView]
+    security: list[SecurityView]
+    sections: list[tuple[str, str, SafeString]]  # declared tags: name, anchor, description
+    entries: list[IndexEntry]
+
+
+def _cache_prefix(api_version: ApiVersion) -> str:
+    return f"devdocs:reference:{CACHE_FORMAT}:{api_version.pk}"
+
+
+def _cache_get_many(keys: list[str]) -> dict[str, Any]:
+    try:
+        return cache.get_many(keys)
+    except Exception:  # any cache trouble (down, an entry that no longer loads): a miss
+        logger.warning("Docs cache read failed", exc_info=True)
+        return {}
+
+
+def _cache_set_many(values: dict[str, Any]) -> None:
+    if not values:
+        return
+    try:
+        cache.set_many(values, CACHE_SECONDS)
+    except Exception:
+        logger.warning("Docs cache write failed", exc_info=True)
+
+
+def _first_tag(op: dict) -> str:
+    raw_tags = op.get("tags") if isinstance(op.get("tags"), list) else []
+    return next((str(tag) for tag in raw_tags if isinstance(tag, str) and tag), OTHER_TAG)
+
+
+def _build_index(api_version: ApiVersion) -> PageIndex:
+    document = api_version.document if isinstance(api_version.document, dict) else {}
+    info = document.get("info") if isinstance(document.get("info"), dict) else {}
     declared_tags = document.get("tags") if isinstance(document.get("tags"), list) else []
-    sections: dict[str, TagSection] = {}
+    sections: dict[str, tuple[str, str, SafeString]] = {}
     for tag in declared_tags[:100]:
         if isinstance(tag, dict) and isinstance(tag.get("name"), str) and tag["name"]:
             sections.setdefault(
                 tag["name"],
-                TagSection(
-                    name=tag["name"],
-                    anchor=f"tag-{slug(tag['name'])}",
-                    description=describe(tag.get("description"), 1500),
-                ),
+                (tag["name"], f"tag-{slug(tag['name'])}", describe(tag.get("description"), 1500)),
             )
-
-    operations = document_operations(document)
-    shown = 0
-    capped = False
+    prefix = _cache_prefix(api_version)
+    entries = []
     used_anchors: set[str] = set()
-    for method, path, op in operations:
-        if query and not matches(query, search_text(method, path, op)):
-            continue
-        if shown >= MAX_OPERATIONS:
-            capped = True
-            break
+    for method, path, op in document_operations(document):
         anchor = slug(str(op.get("operationId") or f"{method}-{path}"))
         while anchor in used_anchors:
             anchor += "-2"
         used_anchors.add(anchor)
-        try:
-            view = _operation_view(
-                document,
-                method,
-                path,
-                op,
-                endpoints.get((method.upper(), path)),
-                reader,
-                sandbox_url,
-                anchor,
+        digest = hashlib.sha256(f"{method} {path}".encode()).hexdigest()[:24]
+        entries.append(
+            IndexEntry(
+                method=method,
+                path=path,
+                anchor=anchor,
+                tag=_first_tag(op),
+                search_text=search_text(method, path, op),
+                cache_key=f"{prefix}:op:{digest}",
             )
-        except Exception:  # a document we did not foresee: show what we can, never fail
-            logger.exception("Could not render %s %s of %s", method, path, api_version)
-            view = _broken_view(method, path, op, anchor)
-        tag = view.tags[0] if view.tags else OTHER_TAG
+        )
+    return PageIndex(
+        title=_plain(info.get("title"), 200),
+        api_version_label=_plain(info.get("version"), 50),
+        description=describe(info.get("description")),
+        servers=_servers(document),
+        security=_security(document),
+        sections=list(sections.values()),
+        entries=entries,
+    )
+
+
+def page_index(api_version: ApiVersion) -> PageIndex:
+    key = f"{_cache_prefix(api_version)}:index"
+    found = _cache_get_many([key]).get(key)
+    if not isinstance(found, PageIndex):
+        found = _build_index(api_version)
+        _cache_set_many({key: found})
+    return found
+
+
+def operation_views(api_version: ApiVersion, entries: list[IndexEntry]) -> list[OperationView]:
+    """The cached view of each entry; the missing ones are built and stored, within one
+    budget for the whole build (generated examples, table visits). Once it is spent, the
+    operations still missing are shown by method, path and summary with a link to see them
+    alone, and are not stored: a later view (or a search for one) builds them in full, so no
+    request does more than one budget's work however the document is made."""
+    found = _cache_get_many([entry.cache_key for entry in entries])
+    missing = [
+        entry for entry in entries if not isinstance(found.get(entry.cache_key), OperationView)
+    ]
+    if missing:
+        document = api_version.document if isinstance(api_version.document, dict) else {}
+        build = _Build(document)
+        paths = document.get("paths") if isinstance(document.get("paths"), dict) else {}
+        complete: dict[str, OperationView] = {}
+        for entry in missing:
+            item = _deref(document, paths.get(entry.path))
+            op = item.get(entry.method) if isinstance(item, dict) else None
+            if build.spent:
+                view = _broken_view(entry.method, entry.path, op, entry.anchor)
+                found[entry.cache_key] = dataclasses.replace(view, broken=False, deferred=True)
+                continue
+            left_out_before = build.examples.left_out
+            try:
+                view = _operation_model(build, entry.method, entry.path, op, entry.anchor)
+            except Exception:  # a document we did not foresee: show what we can, never fail
+                logger.exception(
+                    "Could not render %s %s of %s", entry.method, entry.path, api_version
+                )
+                view = _broken_view(entry.method, entry.path, op, entry.anchor)
+            found[entry.cache_key] = view
+            if build.examples.left_out == left_out_before:
+                complete[entry.cache_key] = view
+        _cache_set_many(complete)
+    return [found[entry.cache_key] for entry in entries]
+
+
+def _within_page_budget(views: list[OperationView]) -> list[OperationView]:
+    """What one page shows is bounded too: past MAX_PAGE_EXAMPLE_CHARS of examples and
+    MAX_PAGE_SCHEMA_ROWS of schema rows, the rest are left out with a note. Without it, 100
+    operations with full examples and tables made a page of 9 MB that took a second to
+    render, cached or not."""
+    chars_left = MAX_PAGE_EXAMPLE_CHARS
+    rows_left = MAX_PAGE_SCHEMA_ROWS
+
+    def example(found: ExampleView | None) -> ExampleView | None:
+        nonlocal chars_left
+        if found is None or found.left_out:
+            return found
+        if len(found.text) > chars_left:
+            chars_left = 0
+            return _left_out_view(found.name)
+        chars_left -= len(found.text)
+        return found
+
+    def table(found: SchemaTable | None) -> SchemaTable | None:
+        nonlocal rows_left
+        if found is None or not found.rows:
+            return found
+        if len(found.rows) > rows_left:
+            rows_left = 0
+            return dataclasses.replace(found, rows=[], truncated=False, left_out=TABLE_LEFT_OUT)
+        rows_left -= len(found.rows)
+        return found
+
+    shown = []
+    for view in views:
+        body = view.body
+        if body is not None:
+            body = dataclasses.replace(
+                body, schema=table(body.schema), example=example(body.example)
+            )
+        responses = [
+            dataclasses.replace(
+                response, schema=table(response.schema), example=example(response.example)
+            )
+            for response in view.responses
+        ]
+        shown.append(dataclasses.replace(view, body=body, responses=responses))
+    return shown
+
+
+def reference_page(*, api_version: ApiVersion, reader: Reader, query: str = "") -> ReferencePage:
+    """The whole reference of one version, filtered by `query` (operationId, summary,
+    method, path and tags must contain every word)."""
+    product = api_version.product
+    query = query.strip()[:MAX_SEARCH_CHARS]
+    sandbox_url = reader.sandbox_url(product.code, api_version.version)
+    index = page_index(api_version)
+    matching = [e for e in index.entries if not query or matches(query, e.search_text)]
+    capped = len(matching) > MAX_OPERATIONS
+    entries = matching[:MAX_OPERATIONS]
+    endpoints = {(e.method, e.path_template): e for e in api_version.endpoints.all()}
+
+    sections: dict[str, TagSection] = {
+        name: TagSection(name=name, anchor=anchor, description=description)
+        for name, anchor, description in index.sections
+    }
+    views = _within_page_budget(operation_views(api_version, entries))
+    for entry, view in zip(entries, views, strict=True):
+        view = _for_reader(
+            view, endpoints.get((entry.method.upper(), entry.path)), sandbox_url, reader.api_key
+        )
         section = sections.setdefault(
-            tag, TagSection(name=tag, anchor=f"tag-{slug(tag)}", description=mark_safe(""))
+            entry.tag,
+            TagSection(name=entry.tag, anchor=f"tag-{slug(entry.tag)}", description=mark_safe("")),
         )
         section.operations.append(view)
-        shown += 1
     ordered = [s for name, s in sections.items() if name != OTHER_TAG and s.operations]
     if OTHER_TAG in sections and sections[OTHER_TAG].operations:
         ordered.append(sections[OTHER_TAG])
@@ -883,15 +1262,15 @@ def reference_page(*, api_version: ApiVersion, reader: Reader, query: str = "") 
     return ReferencePage(
         product=product,
         api_version=api_version,
-        title=_plain(info.get("title"), 200) or api_version.title or product.name,
-        api_version_label=_plain(info.get("version"), 50),
-        description=describe(info.get("description")),
-        servers=_servers(document),
+        title=index.title or api_version.title or product.name,
+        api_version_label=index.api_version_label,
+        description=index.description,
+        servers=index.servers,
         sandbox_url=sandbox_url,
-        security=_security(document),
+        security=index.security,
         sections=ordered,
-        total_operations=len(operations),
-        shown_operations=shown,
+        total_operations=len(index.entries),
+        shown_operations=len(entries),
         capped=capped,
         query=query,
         versions=version_choices(api_version),

@@ -255,3 +255,107 @@ def test_an_operation_that_cannot_be_read_is_exported_bare(db):
     assert requests["Fine"]["url"]["raw"] == "{{baseUrl}}/fine"
     export = collections.insomnia_export(api_version=api_version, reader=reader())
     assert_importable_insomnia(export)
+
+
+# --- Review fixes: bounded, cached exports; form bodies --------------------------------------
+def test_a_huge_document_makes_bounded_collections_that_say_what_they_left_out(db):
+    """Every example as large as examples get (it was 60 MB for 1,000 operations): each body
+    is cut at MAX_BODY_CHARS, all of them stop at MAX_EXPORT_CHARS, and the items past it say
+    so in their description."""
+    from tests.devdocs.test_reference import wide_document
+
+    product = ApiProduct.objects.create(code="wide", name="Wide")
+    api_version = ApiVersion.objects.create(
+        product=product, version="v1", openapi=wide_document(400)
+    )
+    collection = collections.postman_collection(api_version=api_version, reader=reader())
+    assert_valid_postman(collection)
+    items = [item for folder in collection["item"] for item in folder["item"]]
+    assert len(items) == 400
+    # The request body and the saved response, each counted once against the export.
+    bodies = [item["request"].get("body", {}).get("raw", "") for item in items]
+    saved = [response["body"] for item in items for response in item["response"]]
+    assert max(len(text) for text in bodies + saved) <= collections.MAX_BODY_CHARS + 2
+    assert sum(len(text) for text in bodies + saved) <= collections.MAX_EXPORT_CHARS
+    assert len(json.dumps(collection)) < 3 * collections.MAX_EXPORT_CHARS
+    left_out = [
+        item
+        for item in items
+        if collections.RESPONSE_LEFT_OUT in item["request"].get("description", "")
+    ]
+    assert left_out and all(item["response"][0]["body"] == "" for item in left_out)
+    assert any(
+        collections.BODY_LEFT_OUT in item["request"].get("description", "") for item in items
+    )
+
+    export = collections.insomnia_export(api_version=api_version, reader=reader())
+    assert_importable_insomnia(export)
+    texts = [r["body"].get("text", "") for r in export["resources"] if r["_type"] == "request"]
+    assert sum(len(text) for text in texts) <= collections.MAX_EXPORT_CHARS
+    assert max(len(text) for text in texts) <= collections.MAX_BODY_CHARS
+
+
+def test_exports_are_built_once_per_version_with_the_readers_values_put_in(client, version):
+    membership = MembershipFactory(role=Role.OWNER)
+    _key, secret = key_create(
+        actor=Actor(user=membership.user),
+        project=ProjectFactory(organization=membership.organization),
+        name="Docs key",
+        environment="test",
+    )
+    anonymous = {
+        name: client.get(reverse(f"reference:{name}", args=["documents", "v1"])).json()
+        for name in ("postman", "insomnia")
+    }
+    # The stored document never changes: changed behind the cache's back, the next download
+    # is the one built before, which proves it was not built again.
+    changed = documents_api()
+    changed["paths"]["/documents"]["post"]["summary"] = "Changed behind the cache"
+    ApiVersion.objects.filter(pk=version.pk).update(
+        openapi=changed, openapi_text=json.dumps(changed)
+    )
+    client.force_login(membership.user)
+    postman = client.get(reverse("reference:postman", args=["documents", "v1"])).json()
+    insomnia = client.get(reverse("reference:insomnia", args=["documents", "v1"])).json()
+    assert "Changed behind the cache" not in json.dumps(postman) + json.dumps(insomnia)
+    assert {v["key"]: v["value"] for v in postman["variable"]} == {
+        "baseUrl": "http://testserver/sandbox/documents/v1",
+        "apiKey": secret,
+    }
+    environment = next(r for r in insomnia["resources"] if r["_type"] == "environment")
+    assert environment["data"]["api_key"] == secret
+    # Apart from the reader's values, the member's download is the anonymous one.
+    assert {k: v for k, v in postman.items() if k != "variable"} == {
+        k: v for k, v in anonymous["postman"].items() if k != "variable"
+    }
+    assert secret not in json.dumps(anonymous)
+    assert_valid_postman(postman)
+    assert_importable_insomnia(insomnia)
+
+
+@pytest.mark.parametrize(
+    ("media_type", "mode"),
+    [("application/x-www-form-urlencoded", "urlencoded"), ("multipart/form-data", "formdata")],
+)
+def test_form_bodies_are_forms_in_postman_and_insomnia(db, media_type, mode):
+    from tests.devdocs.test_reference import FORM_FIELDS, form_document
+
+    product = ApiProduct.objects.create(code="forms", name="Forms")
+    api_version = ApiVersion.objects.create(
+        product=product, version="v1", openapi=form_document(media_type)
+    )
+    collection = collections.postman_collection(api_version=api_version, reader=reader())
+    assert_valid_postman(collection)
+    request = collection["item"][0]["item"][0]["request"]
+    assert request["body"]["mode"] == mode and "raw" not in request["body"]
+    assert [(field["key"], field["value"]) for field in request["body"][mode]] == FORM_FIELDS
+    if mode == "formdata":
+        assert all(field["type"] == "text" for field in request["body"][mode])
+        assert not any(h["key"].lower() == "content-type" for h in request["header"])
+    export = collections.insomnia_export(api_version=api_version, reader=reader())
+    assert_importable_insomnia(export)
+    found = next(r for r in export["resources"] if r["_type"] == "request")
+    assert found["body"]["mimeType"] == media_type and "text" not in found["body"]
+    assert [(p["name"], p["value"]) for p in found["body"]["params"]] == FORM_FIELDS
+    content_types = [h["value"] for h in found["headers"] if h["name"].lower() == "content-type"]
+    assert content_types == [media_type]  # no boundary written by hand

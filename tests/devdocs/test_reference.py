@@ -23,7 +23,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devdocs import reference, samples
+from devdocs import openapi_doc, reference, samples
 from devdocs.reader import KEY_PLACEHOLDER, Reader
 from keys.models import ApiProduct, ApiVersion
 from keys.services import api_version_create, key_create
@@ -122,7 +122,12 @@ def test_reference_shows_every_operation_grouped_by_tag_with_its_parts(client, v
     assert "http://testserver/sandbox/documents/v1" in text
     # Authentication from the security schemes.
     assert "Authorization: Bearer <your key>" in text and "X-API-Key: <your key>" in text
-    assert "Test keys (tg_test_…) work in the sandbox only" in text
+    assert "Test keys (tg_test_…) work in the sandbox and against the API's test mode" in text
+    authentication = text_of(
+        body[body.index('id="authentication"') : body.index('id="errors"')].encode()
+    )
+    assert "never billed" in authentication and "are refused by the sandbox" in authentication
+    assert "sandbox only" not in authentication
     # Parameters with type, required and example.
     assert re.search(r"<code>limit</code>.*?integer.*?≥ 1.*?≤ 100.*?default 20", body, re.S)
     assert "Where the page starts" in text
@@ -944,3 +949,332 @@ def test_a_member_of_two_orgs_picks_whose_key_the_samples_use(client, member):
     # The choice sticks for the collections, which are fetched without ?org=.
     collection = client.get(reverse("reference:postman", args=["documents", "v1"])).content
     assert second.encode() in collection and first.encode() not in collection
+
+
+# --- Review fixes: bounded work, cached page model, form samples -----------------------------
+def wide_document(operations: int = 200, *, distinct_roots: bool = False) -> dict:
+    """A legal document whose every generated example reaches openapi_doc's 2,000-node
+    budget: N0 has ten N1 properties, ... five levels down. With `distinct_roots`, each
+    operation has its own root schema (so no example can be made once and reused)."""
+    schemas: dict = {
+        f"N{level}": {
+            "type": "object",
+            "properties": {
+                f"field_{i}": {"$ref": f"#/components/schemas/N{level + 1}"} for i in range(10)
+            },
+        }
+        for level in range(1, 5)
+    }
+    schemas["N5"] = {"type": "string", "minLength": 40}
+    root_fields = {f"field_{i}": {"$ref": "#/components/schemas/N1"} for i in range(10)}
+    schemas["N0"] = {"type": "object", "properties": root_fields}
+    paths = {}
+    for index in range(operations // 2):
+        root = "N0"
+        if distinct_roots:
+            root = f"Root{index}"
+            schemas[root] = {"type": "object", "properties": dict(root_fields)}
+        wide = {"application/json": {"schema": {"$ref": f"#/components/schemas/{root}"}}}
+        paths[f"/c{index}/items/{{item_id}}"] = {
+            "parameters": [
+                {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": {
+                "operationId": f"get{index}",
+                "summary": f"Get {index}",
+                "responses": {"200": {"description": "x", "content": wide}},
+            },
+            "put": {
+                "operationId": f"put{index}",
+                "summary": f"Put {index}",
+                "requestBody": {"content": wide},
+                "responses": {"200": {"description": "x", "content": wide}},
+            },
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Wide"},
+        "components": {"schemas": schemas},
+        "paths": paths,
+    }
+
+
+def allof_chain(levels: int, *, distinct: bool = False) -> dict:
+    """F0 = allOf of ten F1, ... down to a leaf object: ten parts a level that add no rows.
+    With `distinct`, the ten parts are ten different schemas that each lead to the next F."""
+    schemas: dict = {f"F{levels}": {"type": "object"}}
+    for level in range(levels):
+        if distinct:
+            parts = [{"$ref": f"#/components/schemas/G{level}_{i}"} for i in range(10)]
+            for i in range(10):
+                schemas[f"G{level}_{i}"] = {
+                    "allOf": [{"$ref": f"#/components/schemas/F{level + 1}"}]
+                }
+        else:
+            parts = [{"$ref": f"#/components/schemas/F{level + 1}"}] * 10
+        schemas[f"F{level}"] = {"allOf": parts}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "allOf"},
+        "paths": {},
+        "components": {"schemas": schemas},
+    }
+
+
+def test_allof_parts_are_merged_once_and_a_table_visits_a_bounded_number_of_nodes():
+    """Seven levels of allOf: [next] * 10 walked every part: 10^7 visits for one table."""
+    document = allof_chain(7)
+    table = reference.schema_table(document, {"$ref": "#/components/schemas/F0"})
+    assert table.visited <= 20  # the same part ten times is one part: a chain, not a tree
+    assert not table.truncated
+    # Ten different parts a level (that all lead to the same F): bounded by the visit budget.
+    document = allof_chain(7, distinct=True)
+    table = reference.schema_table(document, {"$ref": "#/components/schemas/F0"})
+    assert table.visited <= reference.MAX_SCHEMA_VISITS + 1
+    assert table.truncated
+    assert table.rows[-1].note == "(schema too large to show)"
+
+
+def test_a_schema_too_large_to_show_says_so_on_the_page(client, db):
+    document = allof_chain(6, distinct=True)
+    document["paths"] = {
+        "/a": {
+            "post": {
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/F0"}}}
+                }
+            }
+        }
+    }
+    store(document)
+    response = client.get(page_url("odd"))
+    assert response.status_code == 200
+    assert "(schema too large to show)" in response.content.decode()
+
+
+def test_the_page_model_is_cached_per_version_and_the_reader_put_in_per_request(client, member):
+    version = upload()
+    anonymous = client.get(page_url()).content
+    assert KEY_PLACEHOLDER in sample_text(anonymous, "getdocument", "curl")
+    # A stored document never changes; change it behind the cache's back to prove the second
+    # view is the cached model, not a new build.
+    changed = documents_api()
+    changed["paths"]["/documents/{document_id}"]["get"]["summary"] = "Changed behind the cache"
+    ApiVersion.objects.filter(pk=version.pk).update(
+        openapi=changed, openapi_text=json.dumps(changed)
+    )
+    secret = issue_test_key(member)
+    client.force_login(member.user)
+    content = client.get(page_url()).content
+    assert "Changed behind the cache" not in content.decode()
+    assert "Get a document" in content.decode()
+    # ...yet the reader's own key and sandbox URL are in every sample, in every language.
+    for language in ("curl", "python", "javascript"):
+        text = sample_text(content, "getdocument", language)
+        assert secret in text and KEY_PLACEHOLDER not in text
+        assert "http://testserver/sandbox/documents/v1/documents/" in text
+        assert reference.API_KEY_STAND_IN not in text and reference.BASE_URL_STAND_IN not in text
+    curl = shlex.split(sample_text(content, "createdocument", "curl"))
+    assert f"Authorization: Bearer {secret}" in curl
+    assert run_python_sample(sample_text(content, "updatedocument", "python"))["headers"] == {
+        "Authorization": f"Bearer {secret}"
+    }
+
+
+@pytest.mark.parametrize(
+    ("base_url", "api_key"),
+    [
+        ("https://portal.example/sandbox/documents/v1", "tg_test_" + "A1" * 19),
+        ("http://testserver/sandbox/documents/v1", KEY_PLACEHOLDER),
+        ("https://h.example/sandbox/it's here", "tg_test_it's $(id)"),  # not plain: spelled anew
+    ],
+)
+def test_cached_samples_with_the_reader_put_in_are_the_samples_built_for_that_reader(
+    base_url, api_key
+):
+    document = documents_api()
+    for method, path in (("post", "/documents"), ("patch", "/documents/{document_id}")):
+        op = document["paths"][path][method]
+        view = reference._operation_model(reference._Build(document), method, path, op, "x")
+        put_in = reference._reader_samples(view, base_url, api_key)
+        direct = samples.samples_for(document, method, path, base_url=base_url, api_key=api_key)
+        by_language = {sample.language: sample.code for sample in put_in}
+        assert by_language["curl"] == direct[0].code
+        assert by_language["javascript"] == direct[2].code
+        assert run_python_sample(by_language["python"]) == run_python_sample(direct[1].code)
+        for sample in put_in:
+            coloured = html.unescape(re.sub(r"<[^>]+>", "", str(sample.html)))
+            assert coloured.rstrip("\n") == sample.code
+
+
+def test_a_page_of_a_huge_document_shows_a_bounded_amount(client, db):
+    """100 operations whose examples and tables are as large as they get: the page's
+    examples and schema rows stop at the page's budgets, with a note, and the page stays a
+    few MB (it was 9 MB)."""
+    store(wide_document(240))
+    response = client.get(page_url("odd"))
+    assert response.status_code == 200
+    assert len(response.content) < 4_000_000
+    body = response.content.decode()
+    assert "this page&#x27;s examples reached their size limit" in body
+    assert "this page&#x27;s schema tables reached their size limit" in body
+    page = reference.reference_page(
+        api_version=ApiVersion.objects.get(product__code="odd"), reader=Reader(site_url="https://h")
+    )
+    examples = [
+        example
+        for section in page.sections
+        for op in section.operations
+        for example in [op.body.example if op.body else None]
+        + [response.example for response in op.responses]
+        if example is not None
+    ]
+    assert sum(len(example.text) for example in examples) <= reference.MAX_PAGE_EXAMPLE_CHARS
+    rows = sum(
+        len(table.rows)
+        for section in page.sections
+        for op in section.operations
+        for table in [op.body.schema if op.body else None]
+        + [response.schema for response in op.responses]
+        if table is not None
+    )
+    assert rows <= reference.MAX_PAGE_SCHEMA_ROWS
+
+
+def test_generated_examples_of_one_build_share_one_budget():
+    """Each operation with its own fanning-out root: no example can be reused, so the
+    build's node budget is what bounds the work, and what it leaves out it says."""
+    document = wide_document(200, distinct_roots=True)
+    source = samples.ExampleSource(document, 20_000)
+    left_out = 0
+    for index in range(100):
+        schema = {"$ref": f"#/components/schemas/Root{index}"}
+        _value, cut = source.media({"schema": schema})
+        left_out += cut
+    assert left_out > 0 and source.left_out == left_out
+    assert source.nodes_left >= 0
+    # The cost walks themselves are bounded: at most one budget's worth per example asked.
+    assert source.nodes_counted <= 100 * openapi_doc.EXAMPLE_BUDGET
+    # The same schema again costs nothing more: it is made once.
+    again = samples.ExampleSource(document, 20_000)
+    for _ in range(50):
+        value, cut = again.media({"schema": {"$ref": "#/components/schemas/N0"}})
+        assert not cut and isinstance(value, dict)
+    assert again.nodes_left >= 20_000 - 2000
+
+
+FORM_EXAMPLE = {"user": "ada lovelace", "n": 0, "tags": ["a", "b&c"], "note": "@notes.txt;x"}
+
+
+def form_document(media_type: str) -> dict:
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Forms"},
+        "paths": {
+            "/forms": {
+                "post": {
+                    "requestBody": {
+                        "content": {
+                            media_type: {
+                                "schema": {"type": "object"},
+                                "example": FORM_EXAMPLE,
+                            }
+                        }
+                    },
+                    "responses": {"200": {"description": "ok"}},
+                }
+            }
+        },
+    }
+
+
+FORM_FIELDS = [
+    ("user", "ada lovelace"),
+    ("n", "0"),
+    ("tags", "a"),
+    ("tags", "b&c"),
+    ("note", "@notes.txt;x"),
+]
+
+
+def test_urlencoded_form_samples_send_the_fields_urlencoded():
+    request = samples.sample_request(
+        form_document("application/x-www-form-urlencoded"),
+        "post",
+        "/forms",
+        base_url="https://h.example/s",
+        api_key="k",
+    )
+    argv = shlex.split(samples.curl(request))
+    assert "--data-raw" not in argv
+    fields = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--data-urlencode"]
+    # curl encodes what follows the first "=": each argument is name=value as sent.
+    assert [tuple(field.split("=", 1)) for field in fields] == FORM_FIELDS
+    assert not any(arg.startswith("{") for arg in argv)
+    call = run_python_sample(samples.python(request))
+    assert call["data"] == [list(pair) for pair in FORM_FIELDS]
+    assert "json" not in call and "Content-Type" not in call["headers"]
+    javascript = samples.javascript(request)
+    pairs = re.search(r"body: new URLSearchParams\((.*)\),\n", javascript).group(1)
+    assert [tuple(pair) for pair in json.loads(pairs)] == FORM_FIELDS
+    assert "Content-Type" not in javascript and "JSON.stringify" not in javascript
+    assert parse_qsl(samples.body_text(request)) == FORM_FIELDS
+
+
+def test_multipart_samples_send_parts_and_let_the_client_write_the_boundary():
+    request = samples.sample_request(
+        form_document("multipart/form-data"), "post", "/forms", base_url="https://h/s", api_key="k"
+    )
+    argv = shlex.split(samples.curl(request))
+    assert not any(arg.lower().startswith("content-type") for arg in argv)
+    assert "--data-raw" not in argv
+    parts = [
+        tuple(argv[i + 1].split("=", 1))
+        for i, arg in enumerate(argv)
+        if arg in ("-F", "--form-string")
+    ]
+    assert parts == FORM_FIELDS
+    # A value curl would read as a file (@...) or as part options (;...) goes as a string.
+    assert argv[argv.index("--form-string") + 1] == "note=@notes.txt;x"
+    call = run_python_sample(samples.python(request))
+    assert call["files"] == [(name, (None, value)) for name, value in FORM_FIELDS]
+    assert call["headers"] == {"Authorization": "Bearer k"} and "data" not in call
+    javascript = samples.javascript(request)
+    assert "const form = new FormData();" in javascript and "body: form," in javascript
+    assert 'form.append("note", "@notes.txt;x");' in javascript
+    assert "Content-Type" not in javascript
+
+
+def test_a_single_valued_form_is_a_plain_dict_in_python():
+    document = form_document("application/x-www-form-urlencoded")
+    content = document["paths"]["/forms"]["post"]["requestBody"]["content"]
+    content["application/x-www-form-urlencoded"]["example"] = {"user": "ada", "n": 0}
+    request = samples.sample_request(document, "post", "/forms", base_url="https://h", api_key="k")
+    assert run_python_sample(samples.python(request))["data"] == {"user": "ada", "n": "0"}
+    document = form_document("multipart/form-data")
+    content = document["paths"]["/forms"]["post"]["requestBody"]["content"]
+    content["multipart/form-data"]["example"] = {"user": "ada"}
+    request = samples.sample_request(document, "post", "/forms", base_url="https://h", api_key="k")
+    assert run_python_sample(samples.python(request))["files"] == {"user": (None, "ada")}
+
+
+def test_one_view_of_a_page_builds_at_most_one_budget_and_the_rest_wait(client, db):
+    """Every operation with its own fanning-out root: one build cannot make them all within
+    its budget, so the operations past it are listed with a link to see them alone (and
+    built by a later view), instead of one request doing unbounded work."""
+    store(wide_document(200, distinct_roots=True))
+    first = client.get(page_url("odd")).content.decode()
+    assert first.count("data-docs-op ") == 100  # every operation is listed...
+    waiting = first.count("docs-op-deferred")
+    built = 100 - waiting
+    # ...but only as many as the budget allows were built: each path's root (~2,000 nodes)
+    # serves its GET and PUT, and one more operation is shown with its examples left out.
+    assert 0 < built <= 2 * (reference.PAGE_EXAMPLE_NODES // 2000) + 1
+    link = re.search(r'class="notice docs-op-deferred">.*?<a href="\?q=([^"]+)"', first, re.S)
+    alone = client.get(page_url("odd") + "?q=" + link.group(1)).content.decode()
+    assert "docs-op-deferred" not in alone
+    assert "examples reached their size limit" not in alone
+    assert 'id="sample-' in alone
+    # Each later view builds the next batch from where the cache ends.
+    second = client.get(page_url("odd")).content.decode()
+    assert second.count("docs-op-deferred") < waiting
