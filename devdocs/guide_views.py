@@ -12,26 +12,13 @@ from django.views.decorators.http import require_safe
 
 from common.errors import NotFound
 from devdocs import guides
-from devdocs.reader import Reader, reader_for
-from portal.roles import Permission, role_allows
-from portal.selectors import memberships_for_user
-
-
-def _key_organizations(request: HttpRequest) -> list:
-    """The reader's organizations whose keys they may use: the choices of `?org=`."""
-    if not request.user.is_authenticated:
-        return []
-    return [
-        membership.organization
-        for membership in memberships_for_user(user=request.user)
-        if role_allows(membership.role, Permission.KEYS_MANAGE)
-    ]
+from devdocs.reader import Reader, key_organizations, reader_for
 
 
 def _reader_context(request: HttpRequest, reader: Reader) -> dict:
     return {
         "reader": reader,
-        "key_organizations": _key_organizations(request),
+        "key_organizations": key_organizations(request),
         "signed_in": request.user.is_authenticated,
     }
 

@@ -53,20 +53,29 @@ def site_url(request: HttpRequest | None) -> str:
 def _organization(request: HttpRequest) -> Organization | None:
     """The org the reader asked for (`?org=`), else the one last used in the docs, else the
     first one whose role may use keys."""
-    memberships = [
-        membership
-        for membership in memberships_for_user(user=request.user)
-        if role_allows(membership.role, Permission.KEYS_MANAGE)
-    ]
-    if not memberships:
+    organizations = key_organizations(request)
+    if not organizations:
         return None
-    by_slug = {membership.organization.slug: membership.organization for membership in memberships}
+    by_slug = {organization.slug: organization for organization in organizations}
     wanted = request.GET.get("org") or request.session.get(SESSION_ORG)
     if wanted in by_slug:
         if request.session.get(SESSION_ORG) != wanted:
             request.session[SESSION_ORG] = wanted
         return by_slug[wanted]
-    return memberships[0].organization
+    return organizations[0]
+
+
+def key_organizations(request: HttpRequest) -> list[Organization]:
+    """The reader's organizations whose keys they may use (owner, admin, developer): the
+    choices of `?org=` on the docs pages."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return []
+    return [
+        membership.organization
+        for membership in memberships_for_user(user=user)
+        if role_allows(membership.role, Permission.KEYS_MANAGE)
+    ]
 
 
 def _usable_test_key(organization: Organization, user) -> tuple[ApiKey, str] | None:

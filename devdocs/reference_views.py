@@ -14,10 +14,8 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control, pat
 
 from common.errors import NotFound
 from devdocs import collections, reference
-from devdocs.reader import Reader, reader_for
+from devdocs.reader import Reader, key_organizations, reader_for
 from keys.models import ApiProduct, ApiVersion
-from portal.roles import Permission, role_allows
-from portal.selectors import memberships_for_user
 
 ANONYMOUS_MAX_AGE = 300
 
@@ -42,17 +40,6 @@ def _caching(
     else:
         patch_cache_control(response, public=True, max_age=ANONYMOUS_MAX_AGE)
     return response
-
-
-def _key_organizations(request: HttpRequest) -> list:
-    """The reader's organizations whose keys they may use: the choices of `?org=`."""
-    if not request.user.is_authenticated:
-        return []
-    return [
-        membership.organization
-        for membership in memberships_for_user(user=request.user)
-        if role_allows(membership.role, Permission.KEYS_MANAGE)
-    ]
 
 
 def docs_index(request: HttpRequest) -> HttpResponse:
@@ -89,7 +76,7 @@ def version_reference(request: HttpRequest, product: str, version: str) -> HttpR
             "page": page,
             "reader": reader,
             "signed_in": request.user.is_authenticated,
-            "key_organizations": _key_organizations(request),
+            "key_organizations": key_organizations(request),
             "postman_url": reverse("reference:postman", args=[product, version]),
             "insomnia_url": reverse("reference:insomnia", args=[product, version]),
         },
