@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "billing",
     "webhooks",
     "devdocs",
+    "marketplace",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,88 @@
+"""Partners and their tiers (MKT-1, MKT-5): who may list apps, and the share they earn.
+
+An organization applies to become a partner; the operator approves it in admin and puts it
+in a tier, whose revenue share is the default of the partner's app agreements.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from portal.models import Organization
+
+
+class PartnerTier(models.Model):
+    """Registered, certified, premier... with the partner's default share of revenue."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    # What the partner keeps of the revenue its apps bring, in percent (the operator keeps
+    # the rest). Agreements per app may differ; this is their default.
+    revenue_share_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+    )
+    rank = models.PositiveIntegerField(default=0, help_text="Higher is a higher tier.")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["rank", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Partner(models.Model):
+    class Status(models.TextChoices):
+        APPLIED = "applied"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        SUSPENDED = "suspended"
+
+    class PayoutMethod(models.TextChoices):
+        STRIPE_CONNECT = "stripe_connect"
+        BANK_TRANSFER = "bank_transfer"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="partner"
+    )
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.APPLIED)
+    tier = models.ForeignKey(
+        PartnerTier, null=True, blank=True, on_delete=models.PROTECT, related_name="partners"
+    )
+    display_name = models.CharField(max_length=200)
+    website = models.URLField(max_length=500)
+    description = models.TextField(blank=True)
+    support_email = models.EmailField()
+    support_url = models.URLField(max_length=500, blank=True)
+    payout_method = models.CharField(max_length=14, choices=PayoutMethod.choices)
+    # A Stripe Connect account id (acct_…) or the bank transfer's reference; never a full
+    # account number: payouts by bank are arranged outside Tollgate.
+    payout_reference = models.CharField(max_length=100)
+    payout_email = models.EmailField()
+    # Co-marketing (MKT-5): what the operator offers this partner.
+    featured = models.BooleanField(default=False, help_text="Shown first in the gallery.")
+    case_study = models.BooleanField(default=False)
+    joint_announcements = models.BooleanField(default=False)
+    review_note = models.TextField(blank=True, help_text="The operator's words to the partner.")
+    applied_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-applied_at"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def revenue_share_percent(self) -> Decimal | None:
+        return self.tier.revenue_share_percent if self.tier else None
