@@ -5,7 +5,8 @@ from django.contrib import admin, messages
 from django.db import models
 
 from common.errors import TollgateError
-from marketplace.models import Partner, PartnerTier
+from marketplace.apps_services import app_review
+from marketplace.models import App, Partner, PartnerTier
 from marketplace.services import partner_decide
 from portal.admin_audit import AuditedAdminMixin
 from portal.audit import Actor
@@ -99,3 +100,52 @@ class PartnerAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # organizations apply from their partner page
+
+
+class ReviewForm(admin.helpers.ActionForm):
+    note = forms.CharField(required=False, max_length=2000, help_text="Sent to the partner.")
+
+
+def _review(decision: str, label: str, certified: bool | None = None):
+    def action(modeladmin, request, queryset):
+        done = 0
+        for app in queryset.select_related("partner__organization"):
+            try:
+                app_review(
+                    actor=Actor.from_request(request),
+                    app=app,
+                    decision=decision,
+                    note=request.POST.get("note", ""),
+                    certified=certified,
+                )
+            except TollgateError as error:
+                modeladmin.message_user(request, f"{app}: {error.detail}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            modeladmin.message_user(request, f"{done} app(s): {label}.", messages.SUCCESS)
+
+    action.short_description = f"{label} (e-mails the partner)"
+    action.__name__ = f"app_{decision}{'_certified' if certified else ''}"
+    return action
+
+
+@admin.register(App)
+class AppAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "partner", "state", "certified", "submitted_at", "listed_at"]
+    list_filter = ["state", "certified"]
+    search_fields = ["name", "slug", "partner__display_name"]
+    list_select_related = ["partner"]
+    action_form = ReviewForm
+    actions = [
+        _review("listed", "List"),
+        _review("listed", "List as certified", certified=True),
+        _review("changes_requested", "Request changes"),
+        _review("suspended", "Suspend"),
+    ]
+    # The listing is the partner's; the operator decides its state through the actions.
+    readonly_fields = [field.name for field in App._meta.fields if field.name not in {"logo"}]
+    exclude = ["logo"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

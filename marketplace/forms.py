@@ -31,3 +31,38 @@ class PartnerForm(forms.ModelForm):
             "transfers (never an account number).",
         }
         widgets = {"description": forms.Textarea(attrs={"rows": 4})}
+
+
+class AppForm(forms.Form):
+    """Lists are entered one per line (redirect URIs) or as checkboxes (categories, scopes)."""
+
+    name = forms.CharField(max_length=100)
+    summary = forms.CharField(max_length=200, help_text="One line for the gallery.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), help_text="Markdown.")
+    categories = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
+    scopes = forms.MultipleChoiceField(
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What the app asks to call; customers see exactly these when they install.",
+    )
+    redirect_uris = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Redirect URIs",
+        help_text="One per line: https (http only for localhost).",
+    )
+    support_url = forms.URLField(max_length=500, assume_scheme="https")
+    privacy_url = forms.URLField(max_length=500, assume_scheme="https")
+    pricing_note = forms.CharField(max_length=300, required=False)
+
+    def __init__(self, *args, categories: dict, scopes: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["categories"].choices = list(categories.items())
+        self.fields["scopes"].choices = [(scope, scope) for scope in scopes]
+
+    def clean_redirect_uris(self) -> list[str]:
+        return [
+            line.strip() for line in self.cleaned_data["redirect_uris"].splitlines() if line.strip()
+        ]
+
+
+class LogoForm(forms.Form):
+    logo = forms.FileField(help_text="PNG, JPEG or WebP, 64-1024 px a side, at most 256 KB.")

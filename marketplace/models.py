@@ -86,3 +86,58 @@ class Partner(models.Model):
     @property
     def revenue_share_percent(self) -> Decimal | None:
         return self.tier.revenue_share_percent if self.tier else None
+
+
+CATEGORIES = {
+    "analytics": "Analytics",
+    "automation": "Automation",
+    "communication": "Communication",
+    "crm": "CRM",
+    "developer-tools": "Developer tools",
+    "documents": "Documents",
+    "finance": "Finance",
+    "security": "Security",
+}
+
+
+class App(models.Model):
+    """A partner's app and its listing (MKT-1, MKT-2): shown in the gallery only once the
+    operator has reviewed it; every state change is audited and e-mailed to the partner."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        IN_REVIEW = "in_review"
+        LISTED = "listed"
+        CHANGES_REQUESTED = "changes_requested"
+        SUSPENDED = "suspended"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="apps")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100, unique=True)
+    summary = models.CharField(max_length=200)
+    description = models.TextField(help_text="Markdown.")
+    categories = models.JSONField(default=list)
+    scopes = models.JSONField(default=list)  # endpoint groups the app asks to call
+    redirect_uris = models.JSONField(default=list)
+    support_url = models.URLField(max_length=500)
+    privacy_url = models.URLField(max_length=500)
+    pricing_note = models.CharField(max_length=300, blank=True)
+    # The logo itself, checked image bytes (PNG, JPEG or WebP): small, and served by our
+    # own view, so no media storage is needed.
+    logo = models.BinaryField(null=True, blank=True, editable=False)
+    logo_content_type = models.CharField(max_length=20, blank=True, editable=False)
+    state = models.CharField(max_length=17, choices=State.choices, default=State.DRAFT)
+    certified = models.BooleanField(default=False)
+    review_note = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    listed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["state", "name"], name="app_state_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -8,4 +8,9 @@ app_name = "marketplace"
 
 urlpatterns = [
     path("", views.partner_page, name="partner"),
+    path("apps/new", views.app_create, name="app_create"),
+    path("apps/<uuid:app_id>/", views.app_detail, name="app_detail"),
+    path("apps/<uuid:app_id>/logo", views.app_logo, name="app_logo"),
+    path("apps/<uuid:app_id>/logo.img", views.app_logo_image, name="app_logo_image"),
+    path("apps/<uuid:app_id>/submit", views.app_submit, name="app_submit"),
 ]

@@ -5,12 +5,14 @@ its money goes.
 """
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from common.errors import TollgateError
-from marketplace import selectors, services
-from marketplace.forms import PartnerForm
+from marketplace import apps_selectors, apps_services, selectors, services
+from marketplace.forms import AppForm, LogoForm, PartnerForm
+from marketplace.models import CATEGORIES
 from portal.audit import Actor
 from portal.decorators import org_member_required
 from portal.forms import add_service_error
@@ -37,8 +39,122 @@ def partner_page(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"{saved.display_name} saved.")
             return redirect("marketplace:partner", slug=request.organization.slug)
+    apps = apps_selectors.app_list(partner=partner) if partner else []
     return render(
         request,
         "marketplace/partner.html",
-        {"partner": partner, "form": form, "nav_section": "partner"},
+        {"partner": partner, "form": form, "apps": apps, "nav_section": "partner"},
     )
+
+
+# --- Apps --------------------------------------------------------------------------------
+APP_NAV = {"nav_section": "partner"}
+
+
+def _approved_partner(request: HttpRequest):
+    partner = selectors.partner_for(organization=request.organization)
+    if partner is None or partner.status != "approved":
+        raise Http404("Only an approved partner has apps.")
+    return partner
+
+
+def _app_form(request: HttpRequest, initial: dict | None = None) -> AppForm:
+    return AppForm(
+        request.POST or None,
+        initial=initial,
+        categories=CATEGORIES,
+        scopes=sorted(apps_services.known_scopes()),
+    )
+
+
+def _app_fields(form: AppForm) -> dict:
+    return {name: form.cleaned_data[name] for name in apps_services.APP_FIELDS}
+
+
+@org_member_required(Permission.MEMBERS_MANAGE)
+def app_create(request: HttpRequest) -> HttpResponse:
+    partner = _approved_partner(request)
+    form = _app_form(request)
+    if request.method == "POST" and form.is_valid():
+        try:
+            app = apps_services.app_create(
+                actor=Actor.from_request(request), partner=partner, **_app_fields(form)
+            )
+        except TollgateError as error:
+            if not add_service_error(form, error):
+                messages.error(request, error.detail)
+        else:
+            messages.success(request, f"{app.name} created. Add a logo, then submit it for review.")
+            return redirect("marketplace:app_detail", slug=request.organization.slug, app_id=app.id)
+    return render(request, "marketplace/app_form.html", {**APP_NAV, "form": form})
+
+
+@org_member_required(Permission.MEMBERS_MANAGE)
+def app_detail(request: HttpRequest, app_id) -> HttpResponse:
+    partner = selectors.partner_for(organization=request.organization)
+    app = apps_selectors.app_get(partner=partner, app_id=app_id)
+    initial = {name: getattr(app, name) for name in apps_services.APP_FIELDS}
+    initial["redirect_uris"] = "\n".join(app.redirect_uris)
+    form = _app_form(request, initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            app = apps_services.app_update(
+                actor=Actor.from_request(request), app=app, **_app_fields(form)
+            )
+        except TollgateError as error:
+            if not add_service_error(form, error):
+                messages.error(request, error.detail)
+        else:
+            messages.success(request, f"{app.name} saved.")
+            return redirect("marketplace:app_detail", slug=request.organization.slug, app_id=app.id)
+    return render(
+        request,
+        "marketplace/app_form.html",
+        {**APP_NAV, "form": form, "app": app, "logo_form": LogoForm()},
+    )
+
+
+@require_POST
+@org_member_required(Permission.MEMBERS_MANAGE)
+def app_logo(request: HttpRequest, app_id) -> HttpResponse:
+    partner = selectors.partner_for(organization=request.organization)
+    app = apps_selectors.app_get(partner=partner, app_id=app_id)
+    form = LogoForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose an image file.")
+    else:
+        upload = form.cleaned_data["logo"]
+        data = upload.read(apps_services.MAX_LOGO_BYTES + 1)
+        try:
+            apps_services.app_logo_set(actor=Actor.from_request(request), app=app, data=data)
+        except TollgateError as error:
+            messages.error(request, error.detail)
+        else:
+            messages.success(request, "Logo saved.")
+    return redirect("marketplace:app_detail", slug=request.organization.slug, app_id=app.id)
+
+
+@require_POST
+@org_member_required(Permission.MEMBERS_MANAGE)
+def app_submit(request: HttpRequest, app_id) -> HttpResponse:
+    partner = selectors.partner_for(organization=request.organization)
+    app = apps_selectors.app_get(partner=partner, app_id=app_id)
+    try:
+        apps_services.app_submit(actor=Actor.from_request(request), app=app)
+    except TollgateError as error:
+        messages.error(request, error.detail)
+    else:
+        messages.success(request, f"{app.name} is in review. You will hear of the decision.")
+    return redirect("marketplace:app_detail", slug=request.organization.slug, app_id=app.id)
+
+
+@org_member_required(Permission.MEMBERS_MANAGE)
+def app_logo_image(request: HttpRequest, app_id) -> HttpResponse:
+    partner = selectors.partner_for(organization=request.organization)
+    app = apps_selectors.app_get(partner=partner, app_id=app_id)
+    if not app.logo:
+        raise Http404("No logo yet.")
+    response = HttpResponse(bytes(app.logo), content_type=app.logo_content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=60"
+    return response

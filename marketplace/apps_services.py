@@ -1,0 +1,291 @@
+"""Writes for partners' apps and their listing review (MKT-1, MKT-2).
+
+States: draft → in_review → listed | changes_requested; listed → suspended → listed. A
+partner moves its app only from draft or changes_requested to in_review (it can never list
+its own app); the operator decides the rest. Editing a listed app sends it back to review.
+Every change of state is audited and e-mailed to the partner's owners and admins.
+"""
+
+import io
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from PIL import Image, UnidentifiedImageError
+
+from common.errors import Conflict, InvalidInput, PermissionDenied
+from keys.models import Endpoint
+from marketplace.models import CATEGORIES, App, Partner
+from portal.audit import Actor, audit_record
+from portal.notifications import email_on_commit, member_emails
+from portal.roles import Role
+
+APP_FIELDS = (
+    "name",
+    "summary",
+    "description",
+    "categories",
+    "scopes",
+    "redirect_uris",
+    "support_url",
+    "privacy_url",
+    "pricing_note",
+)
+MAX_REDIRECT_URIS = 10
+MAX_LOGO_BYTES = 256 * 1024
+LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+LOGO_MIN_SIDE, LOGO_MAX_SIDE = 64, 1024
+State = App.State
+# The operator's decisions, and the states each may be taken from.
+REVIEW_DECISIONS = {
+    State.LISTED: {State.IN_REVIEW, State.SUSPENDED},
+    State.CHANGES_REQUESTED: {State.IN_REVIEW},
+    State.SUSPENDED: {State.LISTED, State.IN_REVIEW},
+}
+EDITABLE = {State.DRAFT, State.CHANGES_REQUESTED, State.LISTED}
+STATE_WORDS = {
+    State.IN_REVIEW: "is in review",
+    State.LISTED: "is listed in the marketplace",
+    State.CHANGES_REQUESTED: "needs changes before it can be listed",
+    State.SUSPENDED: "was suspended",
+}
+
+
+def known_scopes() -> set[str]:
+    """What an app may ask for: the endpoint groups of the provider's API."""
+    return set(Endpoint.objects.values_list("group", flat=True).distinct()) | {"read", "write"}
+
+
+def _clean_list(value, field: str, allowed: set[str], what: str) -> list[str]:
+    if not isinstance(value, list) or not value or len(value) > 20:
+        raise InvalidInput(f"Choose 1 to 20 {what}.", field=field)
+    unknown = sorted({str(item) for item in value} - allowed)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown {what}: {', '.join(unknown)[:200]}. "
+            f"Choose from {', '.join(sorted(allowed))}.",
+            field=field,
+            code=f"invalid_{field}",
+        )
+    return sorted(set(value))
+
+
+def _clean_redirect_uris(value) -> list[str]:
+    """https URLs without fragments; plain http only to this machine (development)."""
+    if not isinstance(value, list) or not value or len(value) > MAX_REDIRECT_URIS:
+        raise InvalidInput(f"Give 1 to {MAX_REDIRECT_URIS} redirect URIs.", field="redirect_uris")
+    cleaned = []
+    for uri in value:
+        parts = urlsplit(str(uri).strip())
+        secure = parts.scheme == "https" or (
+            parts.scheme == "http" and (parts.hostname or "") in {"localhost", "127.0.0.1", "::1"}
+        )
+        if not secure or not parts.hostname or parts.fragment or len(str(uri)) > 500:
+            raise InvalidInput(
+                f"'{str(uri)[:100]}' is not a redirect URI: https, no #fragment "
+                "(http only for localhost).",
+                field="redirect_uris",
+                code="invalid_redirect_uri",
+            )
+        cleaned.append(str(uri).strip())
+    return sorted(set(cleaned))
+
+
+def _clean(fields: dict) -> dict:
+    unknown = set(fields) - set(APP_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    cleaned = {
+        name: value.strip() if isinstance(value, str) else value for name, value in fields.items()
+    }
+    if "categories" in cleaned:
+        cleaned["categories"] = _clean_list(
+            cleaned["categories"], "categories", set(CATEGORIES), "categories"
+        )
+    if "scopes" in cleaned:
+        cleaned["scopes"] = _clean_list(cleaned["scopes"], "scopes", known_scopes(), "scopes")
+    if "redirect_uris" in cleaned:
+        cleaned["redirect_uris"] = _clean_redirect_uris(cleaned["redirect_uris"])
+    return cleaned
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:80] or "app"
+    slug, counter = base, 2
+    while App.objects.filter(slug=slug).exists():
+        slug, counter = f"{base}-{counter}", counter + 1
+    return slug
+
+
+def _notify(app: App, note: str = "") -> None:
+    organization = app.partner.organization
+    email_on_commit(
+        member_emails(organization.id, [Role.OWNER, Role.ADMIN]),
+        organization=organization,
+        subject=f"{app.name} {STATE_WORDS.get(app.state, app.state)}",
+        template="marketplace/email/app_state.txt",
+        context={"app": app, "words": STATE_WORDS.get(app.state, app.state), "note": note},
+    )
+
+
+def _record(actor: Actor, app: App, action: str, changes: dict) -> None:
+    audit_record(
+        actor=actor,
+        action=action,
+        organization=app.partner.organization,
+        target=app,
+        changes=changes,
+    )
+
+
+def app_create(*, actor: Actor, partner: Partner, **fields) -> App:
+    if partner.status != Partner.Status.APPROVED:
+        raise PermissionDenied(
+            "Only an approved partner creates apps.", code="partner_not_approved"
+        )
+    cleaned = _clean(fields)
+    missing = [name for name in APP_FIELDS if name != "pricing_note" and not cleaned.get(name)]
+    if missing:
+        raise InvalidInput(f"Required: {', '.join(missing)}.", field=missing[0])
+    with transaction.atomic():
+        app = App(partner=partner, slug=_unique_slug(cleaned["name"]), **cleaned)
+        app.full_clean(exclude=["partner", "logo"])
+        app.save()
+        _record(actor, app, "app.created", {"name": app.name, "state": app.state})
+    return app
+
+
+def app_update(*, actor: Actor, app: App, **fields) -> App:
+    """Edits the app; a listed app goes back to review (it leaves the gallery until the
+    operator lists it again), so nothing unreviewed is ever shown."""
+    cleaned = _clean(fields)
+    with transaction.atomic():
+        locked = (
+            App.objects.select_for_update().select_related("partner__organization").get(pk=app.pk)
+        )
+        if locked.state not in EDITABLE:
+            raise Conflict(
+                f"An app that is {locked.state.replace('_', ' ')} cannot be edited now.",
+                code="app_not_editable",
+            )
+        changed = {name: value for name, value in cleaned.items() if getattr(locked, name) != value}
+        if not changed:
+            return locked
+        for name, value in changed.items():
+            setattr(locked, name, value)
+        relisting = locked.state == State.LISTED
+        if relisting:
+            locked.state = State.IN_REVIEW
+            locked.submitted_at = timezone.now()
+        locked.updated_at = timezone.now()
+        locked.full_clean(exclude=["partner", "logo"])
+        locked.save()
+        _record(actor, locked, "app.updated", {**changed, "state": locked.state})
+        if relisting:
+            _notify(locked)
+    return locked
+
+
+def app_logo_set(*, actor: Actor, app: App, data: bytes) -> App:
+    """A PNG, JPEG or WebP image, square-ish, 64-1024 px a side, at most 256 KB. Checked by
+    decoding it, not by its name or declared type; SVG (scriptable) is refused."""
+    if len(data) > MAX_LOGO_BYTES:
+        raise InvalidInput(
+            f"The logo may be at most {MAX_LOGO_BYTES // 1024} KB.",
+            field="logo",
+            code="logo_too_large",
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
+            width, height = image.size
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InvalidInput(
+            "The logo must be a PNG, JPEG or WebP image.", field="logo", code="invalid_logo"
+        ) from error
+    if image_format not in LOGO_FORMATS:
+        raise InvalidInput(
+            "The logo must be a PNG, JPEG or WebP image.", field="logo", code="invalid_logo"
+        )
+    if not (min(width, height) >= LOGO_MIN_SIDE and max(width, height) <= LOGO_MAX_SIDE):
+        raise InvalidInput(
+            f"The logo must be {LOGO_MIN_SIDE}-{LOGO_MAX_SIDE} pixels a side.",
+            field="logo",
+            code="invalid_logo",
+        )
+    with transaction.atomic():
+        locked = (
+            App.objects.select_for_update().select_related("partner__organization").get(pk=app.pk)
+        )
+        if locked.state not in EDITABLE:
+            raise Conflict("This app cannot be edited now.", code="app_not_editable")
+        locked.logo = data
+        locked.logo_content_type = LOGO_FORMATS[image_format]
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["logo", "logo_content_type", "updated_at"])
+        _record(actor, locked, "app.logo_changed", {"bytes": len(data), "type": image_format})
+    return locked
+
+
+def app_submit(*, actor: Actor, app: App) -> App:
+    """The partner asks for review: the only way its app moves towards the gallery."""
+    with transaction.atomic():
+        locked = (
+            App.objects.select_for_update().select_related("partner__organization").get(pk=app.pk)
+        )
+        if locked.state not in {State.DRAFT, State.CHANGES_REQUESTED}:
+            raise Conflict(
+                f"An app that is {locked.state.replace('_', ' ')} cannot be submitted.",
+                code="invalid_transition",
+            )
+        if locked.partner.status != Partner.Status.APPROVED:
+            raise PermissionDenied(
+                "Your partner account is not approved.", code="partner_not_approved"
+            )
+        if not locked.logo:
+            raise InvalidInput(
+                "Upload a logo before submitting.", field="logo", code="logo_missing"
+            )
+        locked.state = State.IN_REVIEW
+        locked.submitted_at = timezone.now()
+        locked.save(update_fields=["state", "submitted_at"])
+        _record(actor, locked, "app.submitted", {"state": locked.state})
+        _notify(locked)
+    return locked
+
+
+def app_review(
+    *, actor: Actor, app: App, decision: str, note: str = "", certified: bool | None = None
+) -> App:
+    """The operator's decision: list, ask for changes, or suspend (and certify)."""
+    if decision not in REVIEW_DECISIONS:
+        raise InvalidInput("Decide listed, changes_requested or suspended.", field="decision")
+    with transaction.atomic():
+        locked = (
+            App.objects.select_for_update().select_related("partner__organization").get(pk=app.pk)
+        )
+        if locked.state not in REVIEW_DECISIONS[decision]:
+            raise Conflict(
+                f"An app that is {locked.state.replace('_', ' ')} cannot become "
+                f"{decision.replace('_', ' ')}.",
+                code="invalid_transition",
+            )
+        if decision == State.LISTED and locked.partner.status != Partner.Status.APPROVED:
+            raise Conflict("The partner is not approved.", code="partner_not_approved")
+        locked.state = decision
+        locked.review_note = note.strip()
+        if decision == State.LISTED:
+            locked.listed_at = timezone.now()
+        if certified is not None:
+            locked.certified = certified
+        locked.save()
+        _record(
+            actor,
+            locked,
+            f"app.{decision}",
+            {"state": decision, "note": locked.review_note, "certified": locked.certified},
+        )
+        _notify(locked, note=locked.review_note)
+    return locked
