@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.db import models
 
 from common.errors import TollgateError
+from marketplace import reviews_admin  # noqa: F401 -- registers reviews and reports
 from marketplace.apps_services import app_review
 from marketplace.models import App, Partner, PartnerTier
 from marketplace.services import partner_decide

@@ -141,3 +141,73 @@ class App(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AppScreenshot(models.Model):
+    """A screenshot of a listing: checked image bytes, like the logo, in the partner's order."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="screenshots")
+    image = models.BinaryField(editable=False)
+    content_type = models.CharField(max_length=20, editable=False)
+    caption = models.CharField(max_length=200, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["app", "position", "created_at"]
+
+    def __str__(self) -> str:
+        return self.caption or f"Screenshot {self.position}"
+
+
+class AppReview(models.Model):
+    """A customer's review of a listed app: one per organization, editable, reportable;
+    the operator hides a review that breaks the rules (it stays stored)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="reviews")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rating = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    title = models.CharField(max_length=120, blank=True)
+    body = models.TextField(blank=True, max_length=5000)
+    hidden = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "organization"], name="one_review_per_org"),
+            models.CheckConstraint(
+                condition=models.Q(rating__gte=1, rating__lte=5), name="review_rating_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app} {self.rating}/5"
+
+
+class ReviewReport(models.Model):
+    """A report that a review breaks the rules: one per review and reporting organization."""
+
+    id = models.BigAutoField(primary_key=True)
+    review = models.ForeignKey(AppReview, on_delete=models.CASCADE, related_name="reports")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "organization"], name="one_report_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"Report on {self.review_id}"

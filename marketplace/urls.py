@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from marketplace import views
+from marketplace import screenshot_views, views
 
 app_name = "marketplace"
 
@@ -13,4 +13,19 @@ urlpatterns = [
     path("apps/<uuid:app_id>/logo", views.app_logo, name="app_logo"),
     path("apps/<uuid:app_id>/logo.img", views.app_logo_image, name="app_logo_image"),
     path("apps/<uuid:app_id>/submit", views.app_submit, name="app_submit"),
+    path(
+        "apps/<uuid:app_id>/screenshots/new",
+        screenshot_views.screenshot_add,
+        name="screenshot_add",
+    ),
+    path(
+        "apps/<uuid:app_id>/screenshots/<uuid:screenshot_id>/delete",
+        screenshot_views.screenshot_delete,
+        name="screenshot_delete",
+    ),
+    path(
+        "apps/<uuid:app_id>/screenshots/<uuid:screenshot_id>.img",
+        screenshot_views.screenshot_image,
+        name="screenshot_image",
+    ),
 ]

@@ -1,0 +1,3 @@
+"""Public marketplace gallery routes (filled in by their owner)."""
+
+urlpatterns: list = []

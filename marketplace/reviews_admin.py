@@ -1,0 +1,1 @@
+"""Admin for app reviews and their reports (filled in by its owner)."""
