@@ -13,6 +13,7 @@ from common.errors import TollgateError
 from marketplace import apps_selectors, apps_services, selectors, services
 from marketplace.forms import AppForm, LogoForm, PartnerForm
 from marketplace.models import CATEGORIES
+from marketplace.screenshots import screenshot_list
 from portal.audit import Actor
 from portal.decorators import org_member_required
 from portal.forms import add_service_error
@@ -110,7 +111,13 @@ def app_detail(request: HttpRequest, app_id) -> HttpResponse:
     return render(
         request,
         "marketplace/app_form.html",
-        {**APP_NAV, "form": form, "app": app, "logo_form": LogoForm()},
+        {
+            **APP_NAV,
+            "form": form,
+            "app": app,
+            "logo_form": LogoForm(),
+            "screenshots": screenshot_list(app=app),
+        },
     )
 
 
