@@ -6,16 +6,15 @@ its own app); the operator decides the rest. Editing a listed app sends it back 
 Every change of state is audited and e-mailed to the partner's owners and admins.
 """
 
-import io
 from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from PIL import Image, UnidentifiedImageError
 
 from common.errors import Conflict, InvalidInput, PermissionDenied
 from keys.models import Endpoint
+from marketplace.images import check_image
 from marketplace.models import CATEGORIES, App, Partner
 from portal.audit import Actor, audit_record
 from portal.notifications import email_on_commit, member_emails
@@ -34,7 +33,6 @@ APP_FIELDS = (
 )
 MAX_REDIRECT_URIS = 10
 MAX_LOGO_BYTES = 256 * 1024
-LOGO_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 LOGO_MIN_SIDE, LOGO_MAX_SIDE = 64, 1024
 State = App.State
 # The operator's decisions, and the states each may be taken from.
@@ -190,31 +188,16 @@ def app_update(*, actor: Actor, app: App, **fields) -> App:
 def app_logo_set(*, actor: Actor, app: App, data: bytes) -> App:
     """A PNG, JPEG or WebP image, square-ish, 64-1024 px a side, at most 256 KB. Checked by
     decoding it, not by its name or declared type; SVG (scriptable) is refused."""
-    if len(data) > MAX_LOGO_BYTES:
-        raise InvalidInput(
-            f"The logo may be at most {MAX_LOGO_BYTES // 1024} KB.",
-            field="logo",
-            code="logo_too_large",
-        )
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image_format = image.format
-            width, height = image.size
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InvalidInput(
-            "The logo must be a PNG, JPEG or WebP image.", field="logo", code="invalid_logo"
-        ) from error
-    if image_format not in LOGO_FORMATS:
-        raise InvalidInput(
-            "The logo must be a PNG, JPEG or WebP image.", field="logo", code="invalid_logo"
-        )
-    if not (min(width, height) >= LOGO_MIN_SIDE and max(width, height) <= LOGO_MAX_SIDE):
-        raise InvalidInput(
-            f"The logo must be {LOGO_MIN_SIDE}-{LOGO_MAX_SIDE} pixels a side.",
-            field="logo",
-            code="invalid_logo",
-        )
+    content_type = check_image(
+        data,
+        what="The logo",
+        field="logo",
+        code="invalid_logo",
+        too_large_code="logo_too_large",
+        max_bytes=MAX_LOGO_BYTES,
+        min_side=LOGO_MIN_SIDE,
+        max_side=LOGO_MAX_SIDE,
+    )
     with transaction.atomic():
         locked = (
             App.objects.select_for_update().select_related("partner__organization").get(pk=app.pk)
@@ -222,10 +205,10 @@ def app_logo_set(*, actor: Actor, app: App, data: bytes) -> App:
         if locked.state not in EDITABLE:
             raise Conflict("This app cannot be edited now.", code="app_not_editable")
         locked.logo = data
-        locked.logo_content_type = LOGO_FORMATS[image_format]
+        locked.logo_content_type = content_type
         locked.updated_at = timezone.now()
         locked.save(update_fields=["logo", "logo_content_type", "updated_at"])
-        _record(actor, locked, "app.logo_changed", {"bytes": len(data), "type": image_format})
+        _record(actor, locked, "app.logo_changed", {"bytes": len(data), "type": content_type})
     return locked
 
 

@@ -24,7 +24,15 @@ def _looks_like_svg(data: bytes) -> bool:
 
 
 def check_image(
-    data: bytes, *, what: str, field: str, code: str, max_bytes: int, min_side: int, max_side: int
+    data: bytes,
+    *,
+    what: str,
+    field: str,
+    code: str,
+    max_bytes: int,
+    min_side: int,
+    max_side: int,
+    too_large_code: str | None = None,
 ) -> str:
     """Returns the content type of `data`, or raises InvalidInput saying what is wrong.
 
@@ -37,7 +45,11 @@ def check_image(
             if max_bytes >= 1024 * 1024
             else (f"{max_bytes // 1024} KB")
         )
-        raise InvalidInput(f"{what} may be at most {size}.", field=field, code=f"{code}_too_large")
+        raise InvalidInput(
+            f"{what} may be at most {size}.",
+            field=field,
+            code=too_large_code or f"{code}_too_large",
+        )
     if not data:
         raise InvalidInput(f"{what} is an empty file.", field=field, code=code)
     if _looks_like_svg(data):
