@@ -729,6 +729,10 @@ class InvoiceLine(models.Model):
     received_after = models.DateTimeField(null=True, blank=True)
     received_until = models.DateTimeField(null=True, blank=True)
     explanation = models.TextField(blank=True)  # e.g. why usage was anomalous
+    # The add-on an `addon` line bills (a paid marketplace app's price is one).
+    addon = models.ForeignKey(
+        AddOn, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["invoice", "position"]

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "keys",
     "billing",
     "webhooks",
+    "oauth2_provider",
     "devdocs",
     "marketplace",
 ]
@@ -192,6 +193,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "devdocs.tasks.send_deprecation_notices",
         "schedule": crontab(minute=15, hour=6),
     },
+    # MKT-4: partners' shares of newly paid invoices and credit notes, then, after a month
+    # ends, its statements and their payouts (docs/marketplace.md).
+    "accrue-revenue-share": {
+        "task": "marketplace.tasks.accrue_revenue_share",
+        "schedule": 3600.0,
+    },
+    "close-partner-statements": {
+        "task": "marketplace.tasks.close_partner_statements",
+        "schedule": crontab(minute=0, hour=3, day_of_month=1),
+    },
 }
 
 # --- Webhook delivery (docs/webhooks.md) --------------------------------------------------
@@ -325,6 +336,33 @@ INVOICE_GRACE_SECONDS = env.int("INVOICE_GRACE_SECONDS", default=3600)
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
 # The operator's name at the top of invoices.
 TOLLGATE_SELLER_NAME = env.str("TOLLGATE_SELLER_NAME", default="Tollgate")
+
+# --- Marketplace OAuth (django-oauth-toolkit; docs/marketplace.md "Installs") -------------
+# Apps sign in with the authorization-code flow and PKCE (S256 only); tokens are stored as
+# checksums, never in clear (RFC 9700). Access tokens have Tollgate's key format, so the
+# gate checks them like keys (their twin ApiKey); scopes are the API's endpoint groups.
+OAUTH2_PROVIDER = {
+    "PKCE_REQUIRED": True,
+    "ALLOWED_GRANT_TYPES": ["authorization_code", "refresh_token"],
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=3600),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REFRESH_TOKEN_SECONDS", default=90 * 86400),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "ACCESS_TOKEN_GENERATOR": "marketplace.oauth.access_token_generate",
+    "SCOPES_BACKEND_CLASS": "marketplace.oauth.EndpointGroupScopes",
+    "OAUTH2_VALIDATOR_CLASS": "marketplace.oauth.InstallValidator",
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
+# Named so marketplace's foreign keys to them resolve in migrations (they are swappable).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 
 # --- Logging -----------------------------------------------------------------------------
 LOGGING = {

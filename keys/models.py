@@ -47,6 +47,9 @@ class ApiKey(models.Model):
     # Test keys only: the secret, encrypted, so the docs can put the reader's own sandbox key
     # into code samples (as Stripe shows test keys again). Live keys are shown once, never.
     secret_encrypted = models.TextField(blank=True, default="", editable=False)
+    # Set on the twin key of a marketplace app's OAuth access token: the app's id, carried
+    # into the usage of every call the app makes (the marketplace knows the rest).
+    app_id = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

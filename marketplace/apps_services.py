@@ -16,6 +16,7 @@ from common.errors import Conflict, InvalidInput, PermissionDenied
 from keys.models import Endpoint
 from marketplace.images import check_image
 from marketplace.models import CATEGORIES, App, Partner
+from marketplace.oauth_clients import oauth_client_approve, oauth_client_create
 from portal.audit import Actor, audit_record
 from portal.notifications import email_on_commit, member_emails
 from portal.roles import Role
@@ -150,6 +151,7 @@ def app_create(*, actor: Actor, partner: Partner, **fields) -> App:
         app = App(partner=partner, slug=_unique_slug(cleaned["name"]), **cleaned)
         app.full_clean(exclude=["partner", "logo"])
         app.save()
+        oauth_client_create(app=app)
         _record(actor, app, "app.created", {"name": app.name, "state": app.state})
     return app
 
@@ -264,6 +266,8 @@ def app_review(
         if certified is not None:
             locked.certified = certified
         locked.save()
+        if decision == State.LISTED:  # its scopes and redirect URIs are approved with it
+            oauth_client_approve(app=locked)
         _record(
             actor,
             locked,

@@ -1,6 +1,6 @@
 """Partner program pages, under /o/<slug>/partner/."""
 
-from django.urls import path
+from django.urls import include, path
 
 from marketplace import screenshot_views, views
 
@@ -8,6 +8,8 @@ app_name = "marketplace"
 
 urlpatterns = [
     path("", views.partner_page, name="partner"),
+    path("", include("marketplace.dashboard_urls")),
+    path("", include("marketplace.statement_urls")),
     path("apps/new", views.app_create, name="app_create"),
     path("apps/<uuid:app_id>/", views.app_detail, name="app_detail"),
     path("apps/<uuid:app_id>/logo", views.app_logo, name="app_logo"),

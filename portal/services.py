@@ -24,7 +24,11 @@ from portal.roles import Role, can_grant_role
 from portal.scopes import OPERATOR_SCOPES, ORG_SCOPES
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
-RESERVED_SLUGS = frozenset({"new", "admin", "api", "accounts", "static", "settings", "orgs"})
+# "o/authorize/" and its siblings are the OAuth endpoints (marketplace/oauth_urls.py).
+RESERVED_SLUGS = frozenset(
+    {"new", "admin", "api", "accounts", "static", "settings", "orgs"}
+    | {"authorize", "token", "revoke_token", "introspect", "userinfo", "applications"}
+)
 INVITATION_LIFETIME = timedelta(days=7)
 TOKEN_PREFIXES = {ApiToken.Kind.ORG: "tg_org_", ApiToken.Kind.OPERATOR: "tg_op_"}
 
