@@ -16,6 +16,7 @@ urlpatterns = [
     path("o/<slug:slug>/partner/", include("marketplace.urls")),
     path("pricing", pricing_views.pricing, name="pricing"),
     path("marketplace/", include("marketplace.gallery_urls")),
+    path("staff/marketplace/", include("marketplace.health_urls")),
     path("webhooks/stripe/", stripe_views.stripe_webhook, name="stripe_webhook"),
     path("docs/guides/", include("devdocs.guide_urls")),
     path("docs/", include("devdocs.reference_urls")),

@@ -5,7 +5,11 @@ from django.contrib import admin, messages
 from django.db import models
 
 from common.errors import TollgateError
-from marketplace import reviews_admin  # noqa: F401 -- registers reviews and reports
+from marketplace import (  # noqa: F401 -- each registers its models
+    reviews_admin,
+    revenue_admin,
+    statement_admin,
+)
 from marketplace.apps_services import app_review
 from marketplace.models import App, Partner, PartnerTier
 from marketplace.services import partner_decide
