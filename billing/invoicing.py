@@ -324,6 +324,7 @@ def compose(invoice: Invoice, now: datetime, context: PricingContext) -> list[In
             adjusts=line.extra.get("adjusts"),
             received_after=line.extra.get("received_after"),
             received_until=line.extra.get("received_until"),
+            addon=line.extra.get("addon"),
         )
         if line.kind == "usage":
             row.received_until = now

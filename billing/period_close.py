@@ -190,11 +190,13 @@ class _Bundle:
             .order_by("starts_at")
         ):
             phases[phase.subscription_id].append(phase)
+        # Every add-on item, removed ones too: which count is decided per invoice (those
+        # attached when its period ended), whenever the close or finalization runs.
         addons = defaultdict(list)
-        for item in SubscriptionAddOn.objects.filter(
-            subscription_id__in=ids, removed_at__isnull=True
-        ).select_related("addon"):
-            addons[item.subscription_id].append((item.addon, item.quantity))
+        for item in SubscriptionAddOn.objects.filter(subscription_id__in=ids).select_related(
+            "addon"
+        ):
+            addons[item.subscription_id].append(item)
         grants = defaultdict(list)
         granted = CreditGrant.objects.filter(organization_id__in=organizations)
         if lock_grants:  # the amount priced is then the amount drawn
@@ -238,7 +240,7 @@ class _Bundle:
                 for phase in self.phases[subscription.pk]
                 if phase.starts_at < end and (phase.ends_at is None or phase.ends_at > start)
             ],
-            addons=self.addons[subscription.pk],
+            addons=attached_addons(self.addons[subscription.pk], end),
             coupon=_coupon(invoice),
             credits=self.credits(subscription.organization_id, invoice.currency, end),
             tax=TaxSpec(rate.name, rate.percent, rate.inclusive) if rate else None,
@@ -249,6 +251,18 @@ class _Bundle:
             next_version=_version_at(self.phases[subscription.pk], end),
             zone=self.profile(subscription).timezone,
         )
+
+
+def attached_addons(items: list[SubscriptionAddOn], period_end: datetime) -> list[tuple]:
+    """The add-ons a period bills: those attached when it ended, each for the whole period
+    (an add-on removed before the end is not billed for it, one added before it is). Read
+    at the period's end rather than when the close runs, so an add-on added or removed
+    during the grace period lands on the period it belongs to."""
+    return [
+        (item.addon, item.quantity)
+        for item in items
+        if item.added_at < period_end and (item.removed_at is None or item.removed_at >= period_end)
+    ]
 
 
 def _coupon(invoice: Invoice):

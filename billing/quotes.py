@@ -41,7 +41,7 @@ class QuoteLine:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     source: Charge | None = None  # the plan's charge a usage line priced
-    extra: dict = field(default_factory=dict)  # what invoices keep beside (adjusted line...)
+    extra: dict = field(default_factory=dict)  # what invoices keep beside (adjusted line, add-on)
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,9 @@ def build_quote(
                 description=f"{addon.name}" + (f" x {quantity}" if quantity != 1 else ""),
                 amount=round_money(addon.price * quantity, currency),
                 quantity=Decimal(quantity),
+                # Invoices record which add-on a line bills (a paid marketplace app's price
+                # is one), so a partner's revenue share can be traced to it.
+                extra={"addon": addon},
             )
         )
     quote.subtotal = sum((line.amount for line in quote.lines), ZERO)

@@ -276,6 +276,50 @@ def refund_create(
     return refund.to_dict()["id"]
 
 
+# --- Transfers to connected accounts (marketplace payouts) ------------------------------------
+@dataclass(frozen=True)
+class TransferResult:
+    transfer_id: str = ""
+    failure_message: str = ""  # set when Stripe did not make the transfer
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.transfer_id)
+
+
+def transfer_create(
+    *,
+    amount: Decimal,
+    currency: str,
+    destination: str,
+    transfer_group: str,
+    metadata: dict[str, str],
+    idempotency_key: str,
+) -> TransferResult:
+    """A Stripe Connect transfer from the platform's balance to a connected account (`acct_…`).
+
+    Never raises for a transfer Stripe refused or could not make: the result says why, in
+    Stripe's words when it gave some (a missing account, an insufficient balance)."""
+    try:
+        transfer = _client().v1.transfers.create(
+            params={
+                "amount": to_minor_units(amount, currency),
+                "currency": currency.lower(),
+                "destination": destination,
+                "transfer_group": transfer_group,
+                "metadata": metadata,
+            },
+            options={"idempotency_key": idempotency_key},
+        )
+    except stripe.StripeError as error:
+        logger.warning("Stripe transfer failed: %s (%s)", type(error).__name__, error.code or "-")
+        message = (
+            error.user_message or f"Stripe did not make the transfer ({type(error).__name__})."
+        )
+        return TransferResult(failure_message=str(message)[:300])
+    return TransferResult(transfer_id=transfer.to_dict()["id"])
+
+
 # --- Inbound webhooks -----------------------------------------------------------------------
 class SignatureInvalid(TollgateError):
     code = "stripe_signature_invalid"

@@ -365,6 +365,46 @@ def subscription_add_addon(
     return item
 
 
+def subscription_remove_addon(
+    *, actor: Actor, item: SubscriptionAddOn, now: datetime | None = None
+) -> SubscriptionAddOn:
+    """Ends an add-on now. A period bills the add-ons attached when it ends (docs/billing.md),
+    so an add-on removed during a period is not billed for it."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        item = (
+            SubscriptionAddOn.objects.select_for_update(of=("self",))
+            .select_related("addon", "subscription__organization")
+            .get(pk=item.pk)
+        )
+        if item.removed_at is not None:
+            raise Conflict(f"{item.addon.name} was already removed.", code="addon_not_attached")
+        item.removed_at = now
+        item.save(update_fields=["removed_at"])
+        subscription = item.subscription
+        audit_record(
+            actor=actor,
+            action="subscription.addon_removed",
+            organization=subscription.organization,
+            target=item,
+            changes={"addon": item.addon.code, "quantity": item.quantity},
+        )
+        phase = phase_at(subscription, now)
+        emit(
+            organization=subscription.organization_id,
+            type="subscription.updated",
+            data=events.subscription_data(
+                subscription,
+                phase.plan_version if phase is not None else _version_in_force(subscription),
+                change="addon_removed",
+                effective_at=timestamp(now),
+                addon={"code": item.addon.code, "quantity": item.quantity},
+            ),
+        )
+        entitlements.invalidate(subscription.organization_id)
+    return item
+
+
 def plan_migrate_subscribers(*, actor: Actor, version: PlanVersion) -> int:
     """Grandfathering ends: subscribers of older versions of this plan move to `version` at
     the start of their next period, which their portal shows until then."""

@@ -9,7 +9,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include(("config.api_urls", "api"), namespace="api")),
+    # OAuth for marketplace apps; before the organizations' /o/<slug>/ pages.
+    path("o/", include("marketplace.oauth_urls")),
     path("o/<slug:slug>/usage/", include("billing.urls")),
+    path("o/<slug:slug>/apps/", include("marketplace.install_urls")),
     path("o/<slug:slug>/billing/", include("billing.billing_urls")),
     path("o/<slug:slug>/webhooks/", include("webhooks.urls")),
     path("o/<slug:slug>/webhooks/catalog/", include("webhooks.catalog_urls")),

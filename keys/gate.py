@@ -425,6 +425,7 @@ class Gate:
             cost=inp.cost,
             at=moment,
             api=self.catalog.api_label(endpoint.api_version_id),
+            app=key.app_id,
         )
         usage = (ensure_registered(self.redis, key.organization_id), json.dumps(events))
         ratelimit = self.limiter.check(limits, usage=None if quotas else usage)

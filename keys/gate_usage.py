@@ -32,11 +32,14 @@ def call_events(
     cost: int,
     at: datetime,
     api: str = "",
+    app: str | None = None,
 ) -> list[dict]:
     """The usage events of one allowed call: `requests`, and the endpoint's own meter.
 
     `api` ("documents/v1") rides in the properties: the endpoint label alone does not say
-    which product or version was called when two share a method and path."""
+    which product or version was called when two share a method and path. `app` is the
+    marketplace app whose token made the call (its key says so too; the property keeps the
+    attribution readable in exports without a join)."""
     base = {
         "key_id": key_id,
         "environment": environment,
@@ -44,8 +47,13 @@ def call_events(
         "request_id": request_id[:128],
         "timestamp": at.isoformat(),
     }
+    properties = {}
     if api:
-        base["properties"] = {"api": api}
+        properties["api"] = api
+    if app:
+        properties["app"] = app
+    if properties:
+        base["properties"] = properties
     events = [{"id": request_id, "meter": "requests", "quantity": cost, **base}]
     if meter_code and meter_code != "requests":
         events.append(

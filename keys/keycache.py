@@ -40,6 +40,8 @@ class CachedKey:
     expires_at: datetime | None
     revoked_at: datetime | None
     grace_ends_at: datetime | None
+    # A marketplace app's access token (its twin key): the app its calls are attributed to.
+    app_id: str | None = None
 
     def status_at(self, now: datetime) -> str:
         """The same rule as ApiKey.status_at, on the snapshot."""
@@ -64,6 +66,7 @@ def _snapshot(key: ApiKey) -> CachedKey:
         expires_at=key.expires_at,
         revoked_at=key.revoked_at,
         grace_ends_at=key.grace_ends_at,
+        app_id=str(key.app_id) if key.app_id else None,
     )
 
 

@@ -34,7 +34,10 @@ def key_list(
     environment: str | None = None,
     status: str | None = None,
 ) -> QuerySet[ApiKey]:
-    keys = ApiKey.objects.filter(organization=organization).select_related("project")
+    # App tokens' twin keys belong to their install (the org's installed apps page), not here.
+    keys = ApiKey.objects.filter(organization=organization, app_id__isnull=True).select_related(
+        "project"
+    )
     if project_id:
         keys = keys.filter(project_id=project_id)
     if environment:

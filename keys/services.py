@@ -12,7 +12,13 @@ from django.utils import timezone
 from common.errors import Conflict, InvalidInput
 from common.redis import get_redis
 from common.secrets import seal, unseal
-from keys.format import key_generate, key_hash, key_prefix
+from keys.format import (
+    key_environment,
+    key_generate,
+    key_hash,
+    key_is_well_formed,
+    key_prefix,
+)
 from keys.keycache import publish_key_change_on_commit
 from keys.models import ApiKey, ApiProduct, ApiVersion, Block, Endpoint
 from keys.openapi import default_group, parse_openapi
@@ -261,6 +267,49 @@ def key_revoke(*, actor: Actor, key: ApiKey) -> ApiKey:
                 data=_event_data(locked, revoked_at=timestamp(locked.revoked_at)),
             )
     return locked
+
+
+def app_key_issue(
+    *,
+    project: Project,
+    raw_key: str,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None,
+    app_id,
+) -> ApiKey:
+    """The twin key of a marketplace app's access token, minted by the OAuth provider: the
+    gate checks it like any live key. Not audited or announced per token (an app refreshes
+    every hour); the install that allowed it is."""
+    if not key_is_well_formed(raw_key) or key_environment(raw_key) != ApiKey.Environment.LIVE:
+        raise InvalidInput("An app token must be a well-formed live key.", code="key_malformed")
+    return _new_key_row(
+        raw_key=raw_key,
+        organization_id=project.organization_id,
+        project=project,
+        name=name[:200],
+        environment=ApiKey.Environment.LIVE,
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+        app_id=app_id,
+    )
+
+
+def app_keys_revoke(*, key_ids) -> int:
+    """Revokes app tokens' twin keys at once (every gate process drops them within its
+    key-cache check interval); returns how many were still active."""
+    now = timezone.now()
+    with transaction.atomic():
+        keys = list(
+            ApiKey.objects.select_for_update()
+            .filter(pk__in=list(key_ids), app_id__isnull=False, revoked_at__isnull=True)
+            .order_by("pk")
+        )
+        ApiKey.objects.filter(pk__in=[key.pk for key in keys]).update(revoked_at=now)
+        client = get_redis()
+        for key in keys:
+            publish_key_change_on_commit(client, key.key_hash)
+    return len(keys)
 
 
 def key_mark_used(*, key: ApiKey, now: datetime | None = None) -> None:

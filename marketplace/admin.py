@@ -6,8 +6,8 @@ from django.db import models
 
 from common.errors import TollgateError
 from marketplace import (  # noqa: F401 -- each registers its models
-    reviews_admin,
     revenue_admin,
+    reviews_admin,
     statement_admin,
 )
 from marketplace.apps_services import app_review

@@ -6,17 +6,21 @@ its own app); the operator decides the rest. Editing a listed app sends it back 
 Every change of state is audited and e-mailed to the partner's owners and admins.
 """
 
+import re
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from billing.pricing.money import MINOR_UNITS, is_supported_currency
 from common.errors import Conflict, InvalidInput, PermissionDenied
 from keys.models import Endpoint
 from marketplace.images import check_image
 from marketplace.models import CATEGORIES, App, Partner
 from marketplace.oauth_clients import oauth_client_approve, oauth_client_create
+from marketplace.paid_apps import app_price_sync
 from portal.audit import Actor, audit_record
 from portal.notifications import email_on_commit, member_emails
 from portal.roles import Role
@@ -31,7 +35,11 @@ APP_FIELDS = (
     "support_url",
     "privacy_url",
     "pricing_note",
+    "price",
+    "currency",
 )
+OPTIONAL_FIELDS = {"pricing_note", "price", "currency"}
+MAX_PRICE = Decimal("999999.99")  # per billing period; a larger one is a typo
 MAX_REDIRECT_URIS = 10
 MAX_LOGO_BYTES = 256 * 1024
 LOGO_MIN_SIDE, LOGO_MAX_SIDE = 64, 1024
@@ -91,6 +99,55 @@ def _clean_redirect_uris(value) -> list[str]:
     return sorted(set(cleaned))
 
 
+def _clean_price(value) -> Decimal | None:
+    """Empty: a free app. Else a Decimal from 0 to MAX_PRICE with at most 2 decimals (a
+    float is refused: 19.99 as a float is not 19.99)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | float) or not isinstance(value, Decimal | int | str):
+        raise InvalidInput(
+            "The price is an amount such as 19.99.", field="price", code="invalid_price"
+        )
+    try:
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        price = None
+    if (
+        price is None
+        or not price.is_finite()
+        or price < 0
+        or price > MAX_PRICE
+        or price != price.quantize(Decimal("0.01"))
+    ):
+        raise InvalidInput(
+            f"The price is an amount from 0 to {MAX_PRICE} with at most 2 decimals.",
+            field="price",
+            code="invalid_price",
+        )
+    return price.quantize(Decimal("0.01"))
+
+
+def _clean_currency(value) -> str:
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if not re.fullmatch(r"[A-Z]{3}", code) or not is_supported_currency(code):
+        raise InvalidInput(
+            "The currency is an ISO 4217 code Tollgate bills in, such as USD or EUR.",
+            field="currency",
+            code="invalid_currency",
+        )
+    return code
+
+
+def _check_price_digits(price: Decimal | None, currency: str) -> None:
+    """A price in yen has no cents: it must be billable exactly in its currency."""
+    if price is not None and price != price.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency])):
+        raise InvalidInput(
+            f"A price in {currency} has at most {MINOR_UNITS[currency]} decimals.",
+            field="price",
+            code="invalid_price",
+        )
+
+
 def _clean(fields: dict) -> dict:
     unknown = set(fields) - set(APP_FIELDS)
     if unknown:
@@ -106,6 +163,10 @@ def _clean(fields: dict) -> dict:
         cleaned["scopes"] = _clean_list(cleaned["scopes"], "scopes", known_scopes(), "scopes")
     if "redirect_uris" in cleaned:
         cleaned["redirect_uris"] = _clean_redirect_uris(cleaned["redirect_uris"])
+    if "price" in cleaned:
+        cleaned["price"] = _clean_price(cleaned["price"])
+    if "currency" in cleaned:
+        cleaned["currency"] = _clean_currency(cleaned["currency"])
     return cleaned
 
 
@@ -144,9 +205,10 @@ def app_create(*, actor: Actor, partner: Partner, **fields) -> App:
             "Only an approved partner creates apps.", code="partner_not_approved"
         )
     cleaned = _clean(fields)
-    missing = [name for name in APP_FIELDS if name != "pricing_note" and not cleaned.get(name)]
+    missing = [name for name in APP_FIELDS if name not in OPTIONAL_FIELDS and not cleaned.get(name)]
     if missing:
         raise InvalidInput(f"Required: {', '.join(missing)}.", field=missing[0])
+    _check_price_digits(cleaned.get("price"), cleaned.get("currency") or "USD")
     with transaction.atomic():
         app = App(partner=partner, slug=_unique_slug(cleaned["name"]), **cleaned)
         app.full_clean(exclude=["partner", "logo"])
@@ -172,6 +234,16 @@ def app_update(*, actor: Actor, app: App, **fields) -> App:
         changed = {name: value for name, value in cleaned.items() if getattr(locked, name) != value}
         if not changed:
             return locked
+        _check_price_digits(
+            cleaned.get("price", locked.price), changed.get("currency", locked.currency)
+        )
+        if "currency" in changed and locked.addon_id is not None:
+            # Invoice lines and installed orgs' subscriptions hold its add-on in that currency.
+            raise Conflict(
+                "The currency of an app that was listed at a price cannot change.",
+                field="currency",
+                code="currency_locked",
+            )
         for name, value in changed.items():
             setattr(locked, name, value)
         relisting = locked.state == State.LISTED
@@ -181,7 +253,11 @@ def app_update(*, actor: Actor, app: App, **fields) -> App:
         locked.updated_at = timezone.now()
         locked.full_clean(exclude=["partner", "logo"])
         locked.save()
-        _record(actor, locked, "app.updated", {**changed, "state": locked.state})
+        audited = {
+            name: str(value) if isinstance(value, Decimal) else value
+            for name, value in changed.items()
+        }
+        _record(actor, locked, "app.updated", {**audited, "state": locked.state})
         if relisting:
             _notify(locked)
     return locked
@@ -266,8 +342,9 @@ def app_review(
         if certified is not None:
             locked.certified = certified
         locked.save()
-        if decision == State.LISTED:  # its scopes and redirect URIs are approved with it
+        if decision == State.LISTED:  # its scopes, redirect URIs and price are approved with it
             oauth_client_approve(app=locked)
+            app_price_sync(actor=actor, app=locked)
         _record(
             actor,
             locked,

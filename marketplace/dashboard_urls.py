@@ -1,3 +1,10 @@
-"""Partner pages under /o/<slug>/partner/ (filled in by the marketplace work of issue #9)."""
+"""The partner dashboard, under /o/<slug>/partner/ in the `marketplace` namespace."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from marketplace import dashboard_views
+
+urlpatterns = [
+    path("dashboard", dashboard_views.dashboard, name="dashboard"),
+    path("dashboard/<uuid:app_id>", dashboard_views.dashboard_app, name="dashboard_app"),
+]

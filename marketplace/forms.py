@@ -1,5 +1,7 @@
 """The partner application form (checks shape; the service checks the rules)."""
 
+from decimal import Decimal
+
 from django import forms
 
 from marketplace.models import Partner
@@ -52,11 +54,34 @@ class AppForm(forms.Form):
     support_url = forms.URLField(max_length=500, assume_scheme="https")
     privacy_url = forms.URLField(max_length=500, assume_scheme="https")
     pricing_note = forms.CharField(max_length=300, required=False)
+    price = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=8,
+        decimal_places=2,
+        label="Price per billing period",
+        help_text="Leave empty for a free app. Billed on the customer's Tollgate invoice on "
+        "top of its plan; the price is reviewed with the listing.",
+    )
+    currency = forms.CharField(
+        max_length=3,
+        min_length=3,
+        required=False,
+        initial="USD",
+        help_text="ISO code, e.g. USD: customers on plans billed in another currency cannot "
+        "install a paid app. Fixed once the app is listed at a price.",
+    )
 
     def __init__(self, *args, categories: dict, scopes: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["categories"].choices = list(categories.items())
         self.fields["scopes"].choices = [(scope, scope) for scope in scopes]
+        price = self.initial.get("price")
+        if isinstance(price, Decimal):  # stored with 12 decimals; shown as entered
+            self.initial["price"] = price.quantize(Decimal("0.01"))
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].strip().upper() or "USD"
 
     def clean_redirect_uris(self) -> list[str]:
         return [

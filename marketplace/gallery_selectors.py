@@ -16,14 +16,25 @@ from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
 import markdown as markdown_lib
-from django.db.models import Avg, Count, DecimalField, F, Q, QuerySet
+from django.db.models import (
+    Avg,
+    Count,
+    DecimalField,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.utils.safestring import SafeString, mark_safe
 
 from common.errors import NotFound
-from marketplace.models import CATEGORIES, App, AppReview, AppScreenshot, Partner
+from marketplace.models import CATEGORIES, App, AppReview, AppScreenshot, Install, Partner
 from portal.models import Organization
 
-SORTS = {"popular": "Most reviewed", "newest": "Newest", "rating": "Best rated"}
+SORTS = {"popular": "Most installed", "newest": "Newest", "rating": "Best rated"}
 MAX_QUERY = 100
 VISIBLE = Q(reviews__hidden=False)
 
@@ -65,7 +76,15 @@ def gallery_filters_parse(params: Mapping[str, str]) -> GalleryFilters:
 
 
 def public_apps() -> QuerySet[App]:
-    """Every app the public may see, with its visible reviews' count and average rating."""
+    """Every app the public may see, with its visible reviews' count and average rating,
+    and its active installs (a subquery: joining installs would skew the review figures)."""
+    active_installs = (
+        Install.objects.filter(app=OuterRef("pk"), uninstalled_at__isnull=True)
+        .order_by()
+        .values("app")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
     return (
         App.objects.filter(state=App.State.LISTED, partner__status=Partner.Status.APPROVED)
         .select_related("partner", "partner__tier")
@@ -76,13 +95,13 @@ def public_apps() -> QuerySet[App]:
                 filter=VISIBLE,
                 output_field=DecimalField(max_digits=5, decimal_places=2),
             ),
+            install_count=Coalesce(Subquery(active_installs, output_field=IntegerField()), 0),
         )
     )
 
 
 def gallery_list(*, filters: GalleryFilters) -> QuerySet[App]:
-    """ "Popular" counts visible reviews until installs exist (issue #9 point 4); installs
-    will replace it."""
+    """ "Popular" is the most active installs (then reviews)."""
     apps = public_apps().defer("logo", "description")
     if filters.query:
         apps = apps.filter(
@@ -94,7 +113,7 @@ def gallery_list(*, filters: GalleryFilters) -> QuerySet[App]:
         apps = apps.filter(categories__contains=[filters.category])
     rating = F("rating").desc(nulls_last=True)
     order = {
-        "popular": ["-review_count", rating, "name"],
+        "popular": ["-install_count", "-review_count", rating, "name"],
         "newest": [F("listed_at").desc(nulls_last=True), "name"],
         "rating": [rating, "-review_count", "name"],
     }.get(filters.sort, ["-partner__featured", "-review_count", "name"])

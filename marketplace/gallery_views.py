@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from common.errors import NotFound, TollgateError
 from marketplace import gallery_selectors as selectors
 from marketplace import reviews_services
-from marketplace.models import CATEGORIES, App, AppReview
+from marketplace.models import CATEGORIES, App, AppReview, Install
 from portal.audit import Actor
 from portal.forms import add_service_error
 from portal.models import Membership
@@ -80,15 +80,22 @@ def gallery(request: HttpRequest) -> HttpResponse:
 
 
 def _reviewer_memberships(request: HttpRequest, app: App) -> list[Membership]:
-    """The user's organizations that may review this app (role rule; not the partner)."""
+    """The user's organizations that may review this app: the role rule, not the partner,
+    and only organizations that installed it."""
     if not request.user.is_authenticated:
         return []
-    return [
+    memberships = [
         membership
         for membership in memberships_for_user(user=request.user).order_by("organization__name")
         if membership.role in reviews_services.REVIEW_ROLES
         and membership.organization_id != app.partner.organization_id
     ]
+    installed = set(
+        Install.objects.filter(
+            app=app, organization_id__in=[m.organization_id for m in memberships]
+        ).values_list("organization_id", flat=True)
+    )
+    return [membership for membership in memberships if membership.organization_id in installed]
 
 
 def _chosen(memberships: list[Membership], slug: str | None) -> Membership | None:

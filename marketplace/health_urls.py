@@ -1,3 +1,11 @@
-"""The operator's marketplace health page (filled in by issue #9's work)."""
+"""The operator's marketplace health page, at /staff/marketplace/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from marketplace import health_views
+
+app_name = "marketplace_health"
+
+urlpatterns = [
+    path("", health_views.health, name="index"),
+]

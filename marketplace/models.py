@@ -125,6 +125,9 @@ class App(models.Model):
     support_url = models.URLField(max_length=500)
     privacy_url = models.URLField(max_length=500)
     pricing_note = models.CharField(max_length=300, blank=True)
+    # Where the gallery's Install button sends a customer: the app's own page that starts
+    # the OAuth flow (it holds the PKCE verifier, so only the app can start it).
+    install_url = models.URLField(max_length=500, blank=True)
     # The logo itself, checked image bytes (PNG, JPEG or WebP): small, and served by our
     # own view, so no media storage is needed.
     logo = models.BinaryField(null=True, blank=True, editable=False)

@@ -2,7 +2,7 @@
 
 Who may review: a signed-in member of an organization whose role is owner, admin or
 developer (the people who choose and use integrations; billing and viewer roles do not).
-Installs (ACC-6) will later narrow this to organizations that installed the app. One review
+and only for an organization that installed the app (now or before). One review
 per organization per app: saving again updates that row. A partner never reviews its own
 app. Reports are one per reporting organization per review; the operator hides a review in
 admin, which keeps it stored but neither shows nor counts it. Every change is audited.
@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from marketplace.models import App, AppReview, Partner, ReviewReport
+from marketplace.models import App, AppReview, Install, Partner, ReviewReport
 from portal.audit import Actor, audit_record
 from portal.models import Organization
 from portal.roles import Role
@@ -80,6 +80,12 @@ def review_save(
         if locked_app.partner.organization_id == organization.pk:
             raise PermissionDenied(
                 "A partner cannot review its own app.", code="own_app", field="rating"
+            )
+        if not Install.objects.filter(app=locked_app, organization=organization).exists():
+            raise PermissionDenied(
+                "Only organizations that installed this app review it.",
+                code="not_installed",
+                field="rating",
             )
         review = (
             AppReview.objects.select_for_update()

@@ -15,6 +15,7 @@ urlpatterns = [
     path("apps/<uuid:app_id>/logo", views.app_logo, name="app_logo"),
     path("apps/<uuid:app_id>/logo.img", views.app_logo_image, name="app_logo_image"),
     path("apps/<uuid:app_id>/submit", views.app_submit, name="app_submit"),
+    path("apps/<uuid:app_id>/credentials", views.app_credentials, name="app_credentials"),
     path(
         "apps/<uuid:app_id>/screenshots/new",
         screenshot_views.screenshot_add,

@@ -13,6 +13,7 @@ from common.errors import TollgateError
 from marketplace import apps_selectors, apps_services, selectors, services
 from marketplace.forms import AppForm, LogoForm, PartnerForm
 from marketplace.models import CATEGORIES
+from marketplace.oauth_clients import oauth_client_secret_reset
 from marketplace.screenshots import screenshot_list
 from portal.audit import Actor
 from portal.decorators import org_member_required
@@ -164,4 +165,33 @@ def app_logo_image(request: HttpRequest, app_id) -> HttpResponse:
     response = HttpResponse(bytes(app.logo), content_type=app.logo_content_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=60"
+    return response
+
+
+@org_member_required(Permission.MEMBERS_MANAGE)
+def app_credentials(request: HttpRequest, app_id) -> HttpResponse:
+    """The app's OAuth client: its id, and a new secret on request (shown once)."""
+    partner = selectors.partner_for(organization=request.organization)
+    app = apps_selectors.app_get(partner=partner, app_id=app_id)
+    secret = None
+    if request.method == "POST":
+        try:
+            secret = oauth_client_secret_reset(actor=Actor.from_request(request), app=app)
+        except TollgateError as error:
+            messages.error(request, error.detail)
+    response = render(
+        request,
+        "marketplace/credentials.html",
+        {
+            **APP_NAV,
+            "app": app,
+            "client": app.oauth_application,
+            "secret": secret,
+            "endpoints": {
+                name: request.build_absolute_uri(f"/o/{name}/")
+                for name in ("authorize", "token", "revoke_token", "introspect")
+            },
+        },
+    )
+    response["Cache-Control"] = "no-store"  # the page may carry the secret
     return response

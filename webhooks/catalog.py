@@ -70,6 +70,22 @@ KEY_EXAMPLE = {
     "project": "c3a8e2d1-7f64-4b9a-8e05-1d2f3a4b5c6d",
 }
 
+# --- Marketplace installs ---------------------------------------------------------------
+INSTALL_FIELDS = {
+    "id": _described(ID, "The install's id."),
+    "app": _object({"id": ID, "slug": STRING, "name": STRING}),
+    "organization": _described(ID, "The installing organization."),
+    "project": _described(ID, "The project the app was installed into."),
+    "scopes": _described(STRINGS, "What the app may call: asked ∩ approved ∩ the plan."),
+}
+INSTALL_EXAMPLE = {
+    "id": "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a",
+    "app": {"id": "9e8d7c6b-5a4f-4e3d-2c1b-0a9f8e7d6c5b", "slug": "doc-sync", "name": "Doc Sync"},
+    "organization": ORGANIZATION,
+    "project": "c3a8e2d1-7f64-4b9a-8e05-1d2f3a4b5c6d",
+    "scopes": ["read", "write"],
+}
+
 # --- Subscriptions --------------------------------------------------------------------------
 SUBSCRIPTION_FIELDS = {
     "id": ID,
@@ -174,6 +190,29 @@ _TYPES = [
         "An API key was revoked: the gate refuses it from the next call.",
         _object({**KEY_FIELDS, "revoked_at": DATETIME}),
         examples=[{**KEY_EXAMPLE, "revoked_at": "2026-11-05T08:00:00Z"}],
+    ),
+    EventType(
+        "app.installed",
+        "A marketplace app was installed through OAuth consent (or its grant was renewed "
+        "with other scopes: `reinstalled` true). Sent to the installing organization and to "
+        "the app's partner.",
+        _object(
+            {
+                **INSTALL_FIELDS,
+                "reinstalled": {"type": "boolean"},
+                "installed_at": DATETIME,
+            }
+        ),
+        examples=[
+            {**INSTALL_EXAMPLE, "reinstalled": False, "installed_at": "2026-11-05T09:12:44Z"}
+        ],
+    ),
+    EventType(
+        "app.uninstalled",
+        "A marketplace app was uninstalled: its tokens were revoked at once. Sent to the "
+        "installing organization and to the app's partner.",
+        _object({**INSTALL_FIELDS, "uninstalled_at": DATETIME}),
+        examples=[{**INSTALL_EXAMPLE, "uninstalled_at": "2026-11-20T16:00:02Z"}],
     ),
     EventType(
         "usage.threshold_reached",

@@ -14,6 +14,10 @@ Payment methods behave like Stripe's test cards:
 next n POSTs but answers them with 500, as when a response is lost on the network;
 `charge_delay` (seconds) slows PaymentIntent creation down, to hold a charge in flight while
 a test races it.
+
+Transfers to connected accounts (marketplace payouts) land in `transfers`: any `acct_…`
+destination exists but those starting `acct_missing` (MISSING_ACCOUNT), which answer Stripe's
+404 resource_missing.
 """
 
 import hashlib
@@ -32,6 +36,7 @@ DECLINED = "pm_card_chargeDeclined"
 INSUFFICIENT_FUNDS = "pm_card_insufficientFunds"
 PROCESSING = "pm_processing"
 GOOD_CARD = "pm_card_visa"
+MISSING_ACCOUNT = "acct_missing"  # a prefix: every destination starting so is unknown
 
 
 def parse_form(body: str) -> dict:
@@ -133,6 +138,7 @@ class FakeStripe:
             self.setup_intents: dict[str, dict] = {}
             self.payment_intents: dict[str, dict] = {}
             self.refunds: dict[str, dict] = {}
+            self.transfers: dict[str, dict] = {}
             self.idempotent: dict[str, tuple[dict, int, dict]] = {}
             self.outage = False
             self.lost_responses = 0  # POSTs processed, then answered 500 (a lost response)
@@ -157,6 +163,15 @@ class FakeStripe:
             request["params"]
             for request in self.requests
             if request["method"] == "POST" and request["path"] == "/v1/payment_intents"
+        ]
+
+    def transfer_requests(self) -> list[dict]:
+        """Every POST /v1/transfers as sent (params and idempotency key), oldest first,
+        replays included: `transfers` holds what was actually made."""
+        return [
+            request
+            for request in self.requests
+            if request["method"] == "POST" and request["path"] == "/v1/transfers"
         ]
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -227,6 +242,8 @@ class FakeStripe:
             ("GET", r"/v1/setup_intents/(?P<id>[^/]+)", self._setup_intent_retrieve),
             ("POST", r"/v1/payment_intents", self._payment_intent_create),
             ("POST", r"/v1/refunds", self._refund_create),
+            ("POST", r"/v1/transfers", self._transfer_create),
+            ("GET", r"/v1/transfers/(?P<id>[^/]+)", self._transfer_retrieve),
         ]
         for route_method, pattern, view in routes:
             match = re.fullmatch(pattern, path)
@@ -355,3 +372,50 @@ class FakeStripe:
         }
         self.refunds[refund["id"]] = refund
         return refund
+
+    def _transfer_create(self, params: dict) -> dict:
+        for field in ("amount", "currency", "destination"):
+            if not params.get(field):
+                raise _error(
+                    400, "invalid_request_error", f"Missing required param: {field}.", param=field
+                )
+        if not params["amount"].isdigit() or int(params["amount"]) < 1:
+            raise _error(
+                400,
+                "invalid_request_error",
+                "This value must be greater than or equal to 1.",
+                param="amount",
+            )
+        if not re.fullmatch(r"[a-z]{3}", params["currency"]):
+            raise _error(
+                400,
+                "invalid_request_error",
+                "Invalid currency: " + params["currency"],
+                param="currency",
+            )
+        destination = params["destination"]
+        if not destination.startswith("acct_") or destination.startswith(MISSING_ACCOUNT):
+            raise _error(
+                404,
+                "invalid_request_error",
+                f"No such destination: '{destination}'",
+                code="resource_missing",
+                param="destination",
+            )
+        transfer = {
+            "id": self._new_id("tr"),
+            "object": "transfer",
+            "amount": int(params["amount"]),
+            "currency": params["currency"],
+            "destination": destination,
+            "transfer_group": params.get("transfer_group"),
+            "metadata": params.get("metadata", {}),
+            "reversed": False,
+        }
+        self.transfers[transfer["id"]] = transfer
+        return transfer
+
+    def _transfer_retrieve(self, params: dict, id: str) -> dict:
+        if id not in self.transfers:
+            raise self._missing("transfer", id)
+        return self.transfers[id]

@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from marketplace.apps_services import app_create, app_logo_set, app_review, app_submit
-from marketplace.models import App, AppReview, AppScreenshot, Partner
+from marketplace.models import App, AppReview, AppScreenshot, Install, Partner
 from marketplace.services import partner_apply, partner_decide
 from portal.audit import Actor
-from tests.factories import OrganizationFactory
+from tests.factories import OrganizationFactory, ProjectFactory
 from tests.marketplace.test_apps import APP, image_bytes
 from tests.marketplace.test_partners import APPLICATION
 
@@ -48,6 +48,14 @@ def make_app(partner, state="listed", **fields) -> App:
     if state == "suspended":
         return app_review(actor=SYSTEM, app=app, decision="suspended")
     return app
+
+
+def installed(app, organization) -> Install:
+    """The org installed the app (only installers review it); the OAuth flow is tested in
+    test_oauth.py, here only the fact matters."""
+    return Install.objects.create(
+        app=app, organization=organization, project=ProjectFactory(organization=organization)
+    )
 
 
 def add_review(app, rating, hidden=False) -> AppReview:
@@ -126,6 +134,24 @@ def test_sorting_popular_newest_rating_and_featured_first(client, partner):
     ratings = {app.slug: (app.review_count, app.rating) for app in page.context["page"]}
     assert ratings["beta"][0] == 1 and ratings["beta"][1] == 5
     assert ratings["gamma"] == (0, None)
+
+
+def test_popular_means_the_most_active_installs_and_installs_do_not_skew_ratings(client, partner):
+    from marketplace.installs import install_uninstall
+
+    alpha = make_app(partner, name="Alpha")
+    beta = make_app(partner, name="Beta")
+    add_review(alpha, 5)
+    add_review(alpha, 4)
+    for _ in range(3):
+        installed(beta, OrganizationFactory())
+    installed(alpha, OrganizationFactory())
+    gone = installed(alpha, OrganizationFactory())
+    install_uninstall(actor=SYSTEM, install=gone)  # uninstalled: not counted
+    assert slugs(client.get(GALLERY, {"sort": "popular"})) == ["beta", "alpha"]
+    shown = {app.slug: app for app in client.get(GALLERY).context["page"]}
+    assert (shown["alpha"].install_count, shown["beta"].install_count) == (1, 3)
+    assert (shown["alpha"].review_count, shown["alpha"].rating) == (2, 4.5)
 
 
 @pytest.mark.parametrize(

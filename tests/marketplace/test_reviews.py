@@ -13,7 +13,7 @@ from portal.audit import Actor
 from portal.models import AuditLogEntry
 from portal.roles import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-from tests.marketplace.test_gallery import make_app, make_partner
+from tests.marketplace.test_gallery import installed, make_app, make_partner
 
 pytestmark = pytest.mark.django_db
 SYSTEM = Actor.system("test")
@@ -26,8 +26,33 @@ def member(org, role=Role.DEVELOPER):
 
 
 @pytest.fixture
-def app():
-    return make_app(make_partner(), name="Doc Sync")
+def app(org, other_org):
+    """Listed, and installed by `org` and `other_org` (only installers review)."""
+    made = make_app(make_partner(), name="Doc Sync")
+    installed(made, org)
+    installed(made, other_org)
+    return made
+
+
+def test_an_org_that_never_installed_the_app_cannot_review_it(client, app):
+    stranger = OrganizationFactory()
+    with pytest.raises(PermissionDenied) as raised:
+        review_save(actor=SYSTEM, app=app, organization=stranger, role="owner", rating=5)
+    assert raised.value.code == "not_installed"
+    client.force_login(member(stranger, Role.OWNER))
+    page = client.get(app_url(app))
+    assert page.context["membership"] is None
+    assert b"that installed this app can review it" in page.content
+    posted = client.post(review_url(app), {"organization": stranger.slug, "rating": 5})
+    assert posted.status_code in (400, 403) and not AppReview.objects.exists()
+
+
+def test_an_org_that_uninstalled_the_app_may_still_review_it(app, org):
+    from marketplace.installs import install_uninstall
+
+    install_uninstall(actor=SYSTEM, install=app.installs.get(organization=org))
+    review = review_save(actor=SYSTEM, app=app, organization=org, role="owner", rating=2)
+    assert review.rating == 2
 
 
 def app_url(app) -> str:
@@ -336,6 +361,7 @@ def test_a_customer_finds_an_app_and_reviews_it_in_a_browser(page, live_server, 
     )
     make_app(make_partner("Contoso"), name="Ledger Bridge", categories=["finance"])
     customer = OrganizationFactory(name="Initech", slug="initech")
+    installed(app, customer)
     client = Client()
     client.force_login(member(customer, Role.ADMIN))
     page.context.add_cookies(
