@@ -111,7 +111,13 @@ SUBSCRIPTION_EXAMPLE = {
     "trial_ends_at": None,
     "cancel_at_period_end": False,
 }
-SUBSCRIPTION_CHANGES = ["plan_changed", "cancel_scheduled", "addon_added", "migration_scheduled"]
+SUBSCRIPTION_CHANGES = [
+    "plan_changed",
+    "cancel_scheduled",
+    "addon_added",
+    "addon_removed",
+    "migration_scheduled",
+]
 PLAN_REFERENCE = _object({"plan": STRING, "plan_version": {"type": "integer", "minimum": 1}})
 
 # --- Invoices -------------------------------------------------------------------------------
@@ -330,7 +336,8 @@ _TYPES = [
         "subscription.updated",
         "The subscription changed: `change` says how. `plan_changed` (now, prorated; "
         "`previous` is the plan before), `cancel_scheduled` (it ends at `effective_at`, the "
-        "period's end), `addon_added` (`addon`), `migration_scheduled` (the provider moves "
+        "period's end), `addon_added` / `addon_removed` (`addon`), "
+        "`migration_scheduled` (the provider moves "
         "it to a new version of its plan at `effective_at`; `plan` is still the current one).",
         {
             **_object(
@@ -354,6 +361,7 @@ _TYPES = [
                 for change, extra in (
                     ("plan_changed", "previous"),
                     ("addon_added", "addon"),
+                    ("addon_removed", "addon"),
                     ("migration_scheduled", "next"),
                 )
             ],
