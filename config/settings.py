@@ -356,6 +356,13 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    # Tokens only in the Authorization header, never in a URL that proxies log.
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    # RFC 9207 `iss` on the authorization response: an app can tell which server answered.
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    # A replayed (stolen) refresh token revokes its whole family, twin keys included.
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
 }
 # Named so marketplace's foreign keys to them resolve in migrations (they are swappable).
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
@@ -402,4 +409,8 @@ SILENCED_SYSTEM_CHECKS = [
     *([] if SECURE_SSL_REDIRECT else ["security.W008"]),
     # HSTS preload is a commitment only the operator can make for their domain.
     *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+    # Plain http redirect URIs stay allowed for native apps' loopback callbacks (RFC 8252);
+    # an app's listing refuses any http URI whose host is not localhost/127.0.0.1/::1
+    # (marketplace/apps_services.py), which is what RFC 9700 §2.1 asks.
+    "oauth2_provider.W008",
 ]
