@@ -53,7 +53,14 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "-created_at"], name="apikey_org_time")]
+        indexes = [
+            models.Index(fields=["organization", "-created_at"], name="apikey_org_time"),
+            # Usage attributed to an app (revenue share, partner dashboard) looks keys up by
+            # app; most keys have none, so only those that do are indexed.
+            models.Index(
+                fields=["app_id"], name="apikey_app", condition=models.Q(app_id__isnull=False)
+            ),
+        ]
         verbose_name = "API key"
 
     def __str__(self) -> str:

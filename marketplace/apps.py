@@ -6,3 +6,6 @@ class MarketplaceConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "marketplace"
+
+    def ready(self) -> None:
+        from marketplace import signals  # noqa: F401  (connects the receivers)

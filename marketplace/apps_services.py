@@ -18,6 +18,7 @@ from billing.pricing.money import MINOR_UNITS, is_supported_currency
 from common.errors import Conflict, InvalidInput, PermissionDenied
 from keys.models import Endpoint
 from marketplace.images import check_image
+from marketplace.installs import app_access_revoke
 from marketplace.models import CATEGORIES, App, Partner
 from marketplace.oauth_clients import oauth_client_approve, oauth_client_create
 from marketplace.paid_apps import app_price_sync
@@ -34,11 +35,12 @@ APP_FIELDS = (
     "redirect_uris",
     "support_url",
     "privacy_url",
+    "install_url",
     "pricing_note",
     "price",
     "currency",
 )
-OPTIONAL_FIELDS = {"pricing_note", "price", "currency"}
+OPTIONAL_FIELDS = {"install_url", "pricing_note", "price", "currency"}
 MAX_PRICE = Decimal("999999.99")  # per billing period; a larger one is a typo
 MAX_REDIRECT_URIS = 10
 MAX_LOGO_BYTES = 256 * 1024
@@ -78,17 +80,37 @@ def _clean_list(value, field: str, allowed: set[str], what: str) -> list[str]:
     return sorted(set(value))
 
 
+def _secure_url(url: str) -> bool:
+    """https, or plain http to this machine only (a partner developing locally)."""
+    parts = urlsplit(url.strip())
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and (parts.hostname or "") in {"localhost", "127.0.0.1", "::1"}
+    )
+    return secure and bool(parts.hostname) and len(url) <= 500
+
+
+def _clean_install_url(value) -> str:
+    """Optional: the app's own page that starts the OAuth flow (it holds the PKCE verifier),
+    where the gallery's Install button sends a customer."""
+    if value in (None, ""):
+        return ""
+    if not isinstance(value, str) or not _secure_url(value):
+        raise InvalidInput(
+            "The install URL is the https page of your app that starts the install "
+            "(http only for localhost).",
+            field="install_url",
+            code="invalid_install_url",
+        )
+    return value.strip()
+
+
 def _clean_redirect_uris(value) -> list[str]:
     """https URLs without fragments; plain http only to this machine (development)."""
     if not isinstance(value, list) or not value or len(value) > MAX_REDIRECT_URIS:
         raise InvalidInput(f"Give 1 to {MAX_REDIRECT_URIS} redirect URIs.", field="redirect_uris")
     cleaned = []
     for uri in value:
-        parts = urlsplit(str(uri).strip())
-        secure = parts.scheme == "https" or (
-            parts.scheme == "http" and (parts.hostname or "") in {"localhost", "127.0.0.1", "::1"}
-        )
-        if not secure or not parts.hostname or parts.fragment or len(str(uri)) > 500:
+        if not _secure_url(str(uri)) or urlsplit(str(uri).strip()).fragment:
             raise InvalidInput(
                 f"'{str(uri)[:100]}' is not a redirect URI: https, no #fragment "
                 "(http only for localhost).",
@@ -163,6 +185,8 @@ def _clean(fields: dict) -> dict:
         cleaned["scopes"] = _clean_list(cleaned["scopes"], "scopes", known_scopes(), "scopes")
     if "redirect_uris" in cleaned:
         cleaned["redirect_uris"] = _clean_redirect_uris(cleaned["redirect_uris"])
+    if "install_url" in cleaned:
+        cleaned["install_url"] = _clean_install_url(cleaned["install_url"])
     if "price" in cleaned:
         cleaned["price"] = _clean_price(cleaned["price"])
     if "currency" in cleaned:
@@ -345,6 +369,8 @@ def app_review(
         if decision == State.LISTED:  # its scopes, redirect URIs and price are approved with it
             oauth_client_approve(app=locked)
             app_price_sync(actor=actor, app=locked)
+        elif decision == State.SUSPENDED:  # its calls stop now, not when its tokens expire
+            app_access_revoke(apps=[locked])
         _record(
             actor,
             locked,

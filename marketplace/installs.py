@@ -18,7 +18,7 @@ from common.errors import Conflict, InvalidInput, PermissionDenied
 from common.lookups import get_or_not_found
 from keys.services import app_key_issue, app_keys_revoke
 from marketplace.models import App, AppToken, Install, InstallGrant, Partner
-from marketplace.paid_apps import app_charge_attach, app_charge_detach
+from marketplace.paid_apps import app_charge_attach, app_charge_detach, app_charge_renew
 from portal.audit import Actor, audit_record
 from portal.models import Membership, Organization, Project
 from portal.roles import Role
@@ -158,8 +158,13 @@ def install_authorize(
                     "uninstall it first to move it.",
                     code="already_installed",
                 )
+            if not set(install.scopes) <= set(granted):
+                # Consent narrowed: the tokens issued under the wider one stop now; the
+                # app gets new ones from this consent's code.
+                _revoke_tokens(install)
             install.scopes = granted
             install.save(update_fields=["scopes"])
+            app_charge_renew(actor=actor, install=install)
         install.app = locked
         audit_record(
             actor=actor,
@@ -210,17 +215,32 @@ def install_uninstall(*, actor: Actor, install: Install) -> Install:
 
 
 def _revoke_tokens(install: Install) -> None:
-    tokens = list(AppToken.objects.filter(install=install))
+    _tokens_revoke(
+        tokens=AppToken.objects.filter(install=install),
+        grants=InstallGrant.objects.filter(install=install),
+    )
+
+
+def _tokens_revoke(*, tokens, grants) -> int:
+    """Access tokens deleted, refresh tokens revoked, unused codes deleted, twin keys
+    revoked: nothing the app holds works any more. Returns the twin keys revoked."""
+    tokens = list(tokens)
     access_ids = [token.access_token_id for token in tokens if token.access_token_id]
     refresh_ids = [token.refresh_token_id for token in tokens if token.refresh_token_id]
     RefreshToken.objects.filter(pk__in=refresh_ids, revoked__isnull=True).update(
         revoked=timezone.now(), access_token=None
     )
     AccessToken.objects.filter(pk__in=access_ids).delete()
-    Grant.objects.filter(
-        pk__in=InstallGrant.objects.filter(install=install).values("grant_id")
-    ).delete()
-    app_keys_revoke(key_ids=[token.api_key_id for token in tokens])
+    Grant.objects.filter(pk__in=grants.values("grant_id")).delete()
+    return app_keys_revoke(key_ids=[token.api_key_id for token in tokens])
+
+
+def app_access_revoke(*, apps) -> int:
+    """The operator suspended these apps (or their partner): every token they hold stops
+    working at once. Installs stay (the customers' choice); once listed again, the app
+    takes each customer through consent again to get new tokens."""
+    active = AppToken.objects.filter(install__app__in=apps, api_key__revoked_at__isnull=True)
+    return _tokens_revoke(tokens=active, grants=InstallGrant.objects.filter(install__app__in=apps))
 
 
 # --- Called by the OAuth provider (marketplace/oauth.py) ------------------------------------
@@ -271,14 +291,13 @@ def app_token_record(
     )
 
 
-def app_tokens_revoke_orphans(*, application) -> int:
-    """Twin keys whose access token the provider revoked (deleted): revoked too."""
-    orphans = AppToken.objects.filter(
-        install__app__oauth_application=application,
-        access_token__isnull=True,
-        api_key__revoked_at__isnull=True,
-    ).values_list("api_key_id", flat=True)
-    return app_keys_revoke(key_ids=list(orphans))
+def app_token_revoked(*, access_token_id) -> int:
+    """The provider deleted an access token (revoked, rotated by a refresh, or its family
+    revoked on a replayed refresh token): its twin key is revoked with it."""
+    key_ids = AppToken.objects.filter(access_token_id=access_token_id).values_list(
+        "api_key_id", flat=True
+    )
+    return app_keys_revoke(key_ids=list(key_ids))
 
 
 # --- Reads -------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 django-oauth-toolkit speaks the protocol (authorization code, PKCE, refresh, revocation,
 introspection); these hooks tie it to Tollgate: scopes are the API's endpoint groups, an
 authorization code remembers which install it was granted for, and every access token gets
-a twin live key in the install's project, so the gate checks app calls like any key.
+a twin live key in the install's project, so the gate checks app calls like any key. When
+the provider deletes an access token, however it comes to (revocation, refresh rotation, a
+replayed refresh token revoking its family), marketplace/signals.py revokes the twin key.
 """
 
 import hashlib
@@ -96,11 +98,4 @@ class InstallValidator(OAuth2Validator):
         installs.app_token_record(
             install=install, raw_token=raw, access_token=access, scopes=token["scope"].split()
         )
-        # A rotation revoked the previous access token: its twin key goes with it.
-        installs.app_tokens_revoke_orphans(application=request.client)
         return result
-
-    def revoke_token(self, token, token_type_hint, request, *args, **kwargs) -> None:
-        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
-        if getattr(request.client, "pk", None) is not None:
-            installs.app_tokens_revoke_orphans(application=request.client)

@@ -3,6 +3,7 @@ view), token, revocation and introspection (the toolkit's, introspection narrowe
 client's own tokens)."""
 
 import hashlib
+from urllib.parse import urlencode
 
 from django import forms
 from django.db import transaction
@@ -140,10 +141,16 @@ class AppIntrospectView(View):
     """RFC 7662 for apps: a client authenticates with its own id and secret and learns about
     its own tokens only; another client's token is simply `active: false`."""
 
-    def dispatch(self, request, *args, **kwargs):
+    http_method_names = ["post"]  # RFC 7662 §2.1; a token never travels in a URL
+
+    def post(self, request, *args, **kwargs):
         core = get_oauthlib_core()
-        uri, method, body, headers = core._extract_params(request)
-        oauth_request = OauthlibRequest(uri, method, body, headers)
+        oauth_request = OauthlibRequest(
+            request.build_absolute_uri(),
+            request.method,
+            urlencode(core.extract_body(request)),
+            core.extract_headers(request),
+        )
         if not core.server.request_validator.authenticate_client(oauth_request):
             return JsonResponse(
                 {"error": "invalid_client", "error_description": "Authenticate as the app."},
@@ -151,8 +158,7 @@ class AppIntrospectView(View):
                 headers={"WWW-Authenticate": 'Basic realm="tollgate"'},
             )
         self.client = oauth_request.client
-        token = request.POST.get("token") if request.method == "POST" else request.GET.get("token")
-        return self._introspect(token)
+        return self._introspect(request.POST.get("token"))
 
     def _introspect(self, token_value: str | None) -> JsonResponse:
         if not token_value:

@@ -114,6 +114,22 @@ def app_charge_attach(*, actor: Actor, install: Install) -> SubscriptionAddOn | 
     return item
 
 
+def app_charge_renew(*, actor: Actor, install: Install) -> SubscriptionAddOn | None:
+    """Consent given again to an installed app: if it is paid now and its add-on is not on
+    the org's open subscription (the app was free when installed, or the subscription is a
+    new one), it is attached, since the consent page showed the price. Otherwise nothing."""
+    item = install.subscription_addon
+    subscription = subscription_current(organization=install.organization)
+    if (
+        item is not None
+        and subscription is not None
+        and item.subscription_id == subscription.pk
+        and SubscriptionAddOn.objects.filter(pk=item.pk, removed_at__isnull=True).exists()
+    ):
+        return item
+    return app_charge_attach(actor=actor, install=install)
+
+
 def app_charge_detach(*, actor: Actor, install: Install) -> None:
     """The app's add-on leaves the subscription when the app is uninstalled (no-op for a free
     app, or one whose add-on was already removed)."""

@@ -11,7 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from common.errors import Conflict, InvalidInput
-from marketplace.models import Partner, PartnerTier
+from marketplace.installs import app_access_revoke
+from marketplace.models import App, Partner, PartnerTier
 from portal.audit import Actor, audit_record
 from portal.models import Organization
 from portal.notifications import email_on_commit, member_emails
@@ -139,6 +140,8 @@ def partner_decide(
         locked.decided_at = timezone.now()
         locked.decided_by = actor.user
         locked.save()
+        if status == Partner.Status.SUSPENDED:  # none of its apps' tokens works any more
+            app_access_revoke(apps=App.objects.filter(partner=locked))
         audit_record(
             actor=actor,
             action=f"partner.{status}",

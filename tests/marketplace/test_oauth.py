@@ -135,6 +135,22 @@ def installed_tokens(client, listed, secret, customer, scope="read write") -> di
     return token.json()
 
 
+def refresh(client, listed, secret, refresh_token):
+    return client.post(
+        "/o/token/",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": listed.oauth_application.client_id,
+            "client_secret": secret,
+        },
+    )
+
+
+def decide(gate, token: str):
+    return gate.decide(VerifyInput(key=token, method="GET", path="/v1/documents/1"))
+
+
 def test_the_consent_page_shows_exactly_the_scopes_asked(client, listed, customer):
     _organization, user, _project = customer
     _verifier, challenge = pkce_pair()
@@ -335,15 +351,7 @@ def test_the_consent_page_asks_anonymous_visitors_to_log_in(client, listed):
 
 def test_refreshing_rotates_and_revokes_the_previous_token(client, listed, secret, customer, gate):
     tokens = installed_tokens(client, listed, secret, customer)
-    refreshed = client.post(
-        "/o/token/",
-        {
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": listed.oauth_application.client_id,
-            "client_secret": secret,
-        },
-    )
+    refreshed = refresh(client, listed, secret, tokens["refresh_token"])
     assert refreshed.status_code == 200, refreshed.content
     new = refreshed.json()
     assert new["access_token"] != tokens["access_token"] and new["scope"] == "read"
@@ -353,6 +361,66 @@ def test_refreshing_rotates_and_revokes_the_previous_token(client, listed, secre
         VerifyInput(key=new["access_token"], method="GET", path="/v1/documents/1")
     ).allowed
     assert AppToken.objects.count() == 2
+
+
+def test_a_replayed_refresh_token_revokes_the_whole_family(
+    client, listed, secret, customer, gate, django_capture_on_commit_callbacks
+):
+    """RFC 9700 §4.14.2: the old refresh token used again means it leaked; the token the
+    rotation issued (and its twin key) stop working too."""
+    tokens = installed_tokens(client, listed, secret, customer)
+    rotated = refresh(client, listed, secret, tokens["refresh_token"])
+    assert rotated.status_code == 200
+    new = rotated.json()
+    assert decide(gate, new["access_token"]).allowed
+
+    with django_capture_on_commit_callbacks(execute=True):  # the gate hears of revocations
+        replayed = refresh(client, listed, secret, tokens["refresh_token"])
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+    assert decide(gate, new["access_token"]).code == "key_revoked"
+    assert refresh(client, listed, secret, new["refresh_token"]).status_code == 400
+    assert ApiKey.objects.filter(app_id=listed.id, revoked_at__isnull=True).count() == 0
+
+
+def test_an_access_token_deleted_by_hand_revokes_its_twin_key(
+    client, listed, secret, customer, gate, django_capture_on_commit_callbacks
+):
+    """However the provider's token goes (admin, cleartokens, revocation), the key goes."""
+    tokens = installed_tokens(client, listed, secret, customer)
+    assert decide(gate, tokens["access_token"]).allowed
+    with django_capture_on_commit_callbacks(execute=True):
+        AccessToken.objects.get().delete()
+    assert decide(gate, tokens["access_token"]).code == "key_revoked"
+
+
+def test_suspending_the_app_stops_its_tokens_at_once(
+    client, listed, secret, customer, gate, django_capture_on_commit_callbacks
+):
+    organization, _user, _project = customer
+    tokens = installed_tokens(client, listed, secret, customer)
+    assert decide(gate, tokens["access_token"]).allowed
+    with django_capture_on_commit_callbacks(execute=True):
+        app_review(actor=SYSTEM, app=listed, decision="suspended", note="Abuse report")
+    assert decide(gate, tokens["access_token"]).code == "key_revoked"
+    assert refresh(client, listed, secret, tokens["refresh_token"]).status_code == 400
+    # The install stays, the customer's choice; relisted, the app asks for consent again.
+    assert Install.objects.get(organization=organization).active
+    app_review(actor=SYSTEM, app=listed, decision="listed")
+    again = installed_tokens(client, listed, secret, customer)
+    assert decide(gate, again["access_token"]).allowed
+
+
+def test_suspending_the_partner_stops_its_apps_tokens(
+    client, listed, secret, customer, gate, django_capture_on_commit_callbacks
+):
+    from marketplace.services import partner_decide
+
+    tokens = installed_tokens(client, listed, secret, customer)
+    assert decide(gate, tokens["access_token"]).allowed
+    with django_capture_on_commit_callbacks(execute=True):
+        partner_decide(actor=SYSTEM, partner=listed.partner, status="suspended")
+    assert decide(gate, tokens["access_token"]).code == "key_revoked"
+    assert refresh(client, listed, secret, tokens["refresh_token"]).status_code == 400
 
 
 def test_uninstall_revokes_every_token_at_once(
@@ -372,15 +440,7 @@ def test_uninstall_revokes_every_token_at_once(
     assert denied.code == "key_revoked"
     assert not AccessToken.objects.exists()
     assert RefreshToken.objects.filter(revoked__isnull=True).count() == 0
-    refreshed = client.post(
-        "/o/token/",
-        {
-            "grant_type": "refresh_token",
-            "refresh_token": tokens["refresh_token"],
-            "client_id": listed.oauth_application.client_id,
-            "client_secret": secret,
-        },
-    )
+    refreshed = refresh(client, listed, secret, tokens["refresh_token"])
     assert refreshed.status_code == 400 and refreshed.json()["error"] == "invalid_grant"
 
 
@@ -448,6 +508,9 @@ def test_introspection_answers_only_about_the_clients_own_tokens(
     assert foreign.status_code == 200 and foreign.json() == {"active": False}
     anonymous = client.post("/o/introspect/", {"token": tokens["access_token"]})
     assert anonymous.status_code == 401
+    # A token never travels in a URL (RFC 7662 §2.1, RFC 9700 §4.3.2).
+    in_url = client.get("/o/introspect/", {"token": tokens["access_token"]})
+    assert in_url.status_code == 405
 
 
 def test_install_and_uninstall_emit_events_to_the_org_and_the_partner(
@@ -478,6 +541,33 @@ def test_installing_again_renews_the_install_but_cannot_move_it(client, listed, 
     other_project = ProjectFactory(organization=organization)
     moved, _ = consent(client, listed, user, other_project)
     assert moved.status_code == 200 and "already installed" in moved.content.decode()
+
+
+def test_consent_renewed_with_fewer_scopes_stops_the_wider_tokens(
+    client, listed, secret, customer, gate, django_capture_on_commit_callbacks
+):
+    organization, _user, _project = customer
+    ensure_demo_catalog(actor=SYSTEM)
+    subscription_subscribe(
+        actor=SYSTEM, organization=organization, plan=Plan.objects.get(code="pro")
+    )
+    django_cache.clear()
+    wide = installed_tokens(client, listed, secret, customer, scope="read write")
+    assert wide["scope"] == "read write" and decide(gate, wide["access_token"]).allowed
+    with django_capture_on_commit_callbacks(execute=True):
+        narrow = installed_tokens(client, listed, secret, customer, scope="read")
+    assert decide(gate, wide["access_token"]).code == "key_revoked"
+    assert refresh(client, listed, secret, wide["refresh_token"]).status_code == 400
+    assert decide(gate, narrow["access_token"]).allowed
+    assert Install.objects.get(organization=organization).scopes == ["read"]
+
+
+def test_consent_renewed_with_the_same_scopes_keeps_the_tokens(
+    client, listed, secret, customer, gate
+):
+    first = installed_tokens(client, listed, secret, customer)
+    installed_tokens(client, listed, secret, customer)
+    assert decide(gate, first["access_token"]).allowed
 
 
 def test_oauth_endpoint_names_cannot_be_organization_slugs(db):
