@@ -321,7 +321,10 @@ def _usage_map(raw) -> dict[str, Decimal]:
     return usage
 
 
-def _addon_list(raw) -> list[tuple[AddOn, int]]:
+def _addon_list(raw, *, operator: bool = False) -> list[tuple[AddOn, int]]:
+    """Customers and the calculator name public add-ons only; an operator token may also
+    name a private one. A marketplace app's add-on is never named here: installing the app
+    attaches it (marketplace/paid_apps.py), so no one pays for an app they did not install."""
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -335,7 +338,10 @@ def _addon_list(raw) -> list[tuple[AddOn, int]]:
                 (item.get("code"), item.get("quantity", 1)) if isinstance(item, dict) else (None, 0)
             )
         )
-        addon = AddOn.objects.filter(code=code).first() if isinstance(code, str) else None
+        offered = AddOn.objects.filter(marketplace_app__isnull=True)
+        if not operator:
+            offered = offered.filter(public=True)
+        addon = offered.filter(code=code).first() if isinstance(code, str) else None
         if addon is None:
             raise InvalidInput(
                 f"No add-on '{code}'.", field=f"addons[{index}]", code="unknown_addon"
@@ -483,7 +489,7 @@ class QuoteApi(APIView):
                     f"Plan '{plan.code}' has no version {body['version']}.", code="unknown_version"
                 )
         usage = _usage_map(body.get("usage"))
-        addons = _addon_list(body.get("addons"))
+        addons = _addon_list(body.get("addons"), operator=_is_operator(request))
         for index, (addon, _quantity) in enumerate(addons):
             if addon.currency != plan.currency:
                 raise InvalidInput(
@@ -715,7 +721,8 @@ class SubscriptionAddOnsApi(_BillingApi):
         body = self.body(request)
         subscription = self.current(request, body)
         [(addon, quantity)] = _addon_list(
-            [{"code": body.get("addon"), "quantity": body.get("quantity", 1)}]
+            [{"code": body.get("addon"), "quantity": body.get("quantity", 1)}],
+            operator=_is_operator(request),
         )
         subs.subscription_add_addon(
             actor=Actor.from_request(request),

@@ -143,6 +143,34 @@ def test_an_app_made_free_keeps_its_add_on_at_zero_and_charges_nothing(paid_app,
     assert install.subscription_addon is None
 
 
+def test_a_free_app_priced_later_is_billed_once_the_customer_consents_again(
+    app,  # noqa: F811
+    customer,
+    meters,
+):
+    """Installed free, an app's new price is not charged behind the customer's back: the
+    consent page shows it, and consenting again attaches it."""
+    from marketplace.installs import install_authorize
+
+    subscription = subscribe(customer, make_plan(), period_start())
+    owner = owner_of(customer)
+    project = ProjectFactory(organization=customer)
+    free = list_app(app)
+    install, _ = install_authorize(
+        actor=Actor(user=owner), app=free, project=project, asked=["read"]
+    )
+    assert install.subscription_addon is None
+    priced = list_app(App.objects.get(pk=app.pk), price="9.00")
+    assert not SubscriptionAddOn.objects.filter(subscription=subscription).exists()
+    again, _ = install_authorize(
+        actor=Actor(user=owner), app=priced, project=project, asked=["read"]
+    )
+    item = SubscriptionAddOn.objects.get(subscription=subscription, removed_at__isnull=True)
+    assert item.addon_id == priced.addon_id and again.subscription_addon_id == item.pk
+    install_authorize(actor=Actor(user=owner), app=priced, project=project, asked=["read"])
+    assert SubscriptionAddOn.objects.filter(subscription=subscription).count() == 1
+
+
 def test_the_currency_of_an_app_listed_at_a_price_is_fixed(paid_app):
     with pytest.raises(Conflict) as error:
         app_update(actor=SYSTEM, app=paid_app, currency="EUR")
@@ -262,3 +290,31 @@ def test_another_org_never_pays_for_an_app_it_did_not_install(paid_app, customer
     invoice = close_period(other)
     assert invoice.organization == bystander
     assert not invoice.lines.filter(kind=InvoiceLine.Kind.ADDON).exists()
+
+
+def test_no_one_adds_or_prices_an_apps_add_on_without_installing_it(paid_app, customer, meters):
+    """The add-on is hidden and belongs to the app: the subscription API and the calculator
+    refuse its code for customers and operators alike; only an install attaches it."""
+    from tests.conftest import bearer_client
+    from tests.factories import ApiTokenFactory
+
+    plan = make_plan()
+    subscription = subscribe(customer, plan, period_start())
+    code = paid_app.addon.code
+    customer_api = bearer_client(ApiTokenFactory(organization=customer))
+    operator_api = bearer_client(ApiTokenFactory(kind="operator", organization=None))
+    added = customer_api.post(
+        "/api/v1/subscriptions/current/addons", {"addon": code}, format="json"
+    )
+    assert added.status_code == 400 and added.json()["code"] == "unknown_addon"
+    by_operator = operator_api.post(
+        "/api/v1/subscriptions/current/addons",
+        {"addon": code, "customer": customer.slug},
+        format="json",
+    )
+    assert by_operator.status_code == 400 and by_operator.json()["code"] == "unknown_addon"
+    quote = customer_api.post(
+        "/api/v1/pricing/quote", {"plan": plan.code, "addons": [code]}, format="json"
+    )
+    assert quote.status_code == 400 and quote.json()["code"] == "unknown_addon"
+    assert not SubscriptionAddOn.objects.filter(subscription=subscription).exists()
