@@ -53,6 +53,14 @@ class AppForm(forms.Form):
     )
     support_url = forms.URLField(max_length=500, assume_scheme="https")
     privacy_url = forms.URLField(max_length=500, assume_scheme="https")
+    install_url = forms.URLField(
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        label="Install URL",
+        help_text="Your app's page that starts the OAuth install (with PKCE): the gallery's "
+        "Install button links to it. Leave empty if customers install from your own site.",
+    )
     pricing_note = forms.CharField(max_length=300, required=False)
     price = forms.DecimalField(
         required=False,

@@ -75,16 +75,22 @@ def gallery_filters_parse(params: Mapping[str, str]) -> GalleryFilters:
     return GalleryFilters(query=query, category=category, sort=sort, problems=tuple(problems))
 
 
-def public_apps() -> QuerySet[App]:
-    """Every app the public may see, with its visible reviews' count and average rating,
-    and its active installs (a subquery: joining installs would skew the review figures)."""
-    active_installs = (
+def active_installs_subquery() -> QuerySet[Install]:
+    """An app's active installs, for annotating apps (a subquery: joining installs would
+    skew the review figures annotated beside it)."""
+    return (
         Install.objects.filter(app=OuterRef("pk"), uninstalled_at__isnull=True)
         .order_by()
         .values("app")
         .annotate(count=Count("pk"))
         .values("count")
     )
+
+
+def public_apps() -> QuerySet[App]:
+    """Every app the public may see, with its visible reviews' count and average rating,
+    and its active installs (a subquery: joining installs would skew the review figures)."""
+    active_installs = active_installs_subquery()
     return (
         App.objects.filter(state=App.State.LISTED, partner__status=Partner.Status.APPROVED)
         .select_related("partner", "partner__tier")

@@ -7,7 +7,7 @@ length, and long lists are cut at `LIMIT` with the full count shown.
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import (
@@ -16,7 +16,6 @@ from django.db.models import (
     DecimalField,
     IntegerField,
     Min,
-    OuterRef,
     Q,
     Subquery,
     Sum,
@@ -25,7 +24,9 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from billing.pricing.money import round_money
-from marketplace.models import App, AppReview, Install, Partner, Payout, ReviewReport
+from marketplace.dashboard import PaidMonth
+from marketplace.gallery_selectors import active_installs_subquery
+from marketplace.models import App, AppReview, Partner, Payout, ReviewReport
 
 LIMIT = 50  # rows per list: the page is a to-do list, the admin has the rest
 TOP_APPS = 10
@@ -40,14 +41,6 @@ class PendingListing:
     @property
     def waiting_hours(self) -> int:
         return int(self.waiting.total_seconds() // 3600)
-
-
-@dataclass(frozen=True)
-class PaidMonth:
-    month: date
-    currency: str
-    amount: Decimal
-    count: int
 
 
 @dataclass
@@ -85,13 +78,7 @@ def pending_listings(*, now: datetime) -> tuple[list[PendingListing], int]:
 def top_apps(*, limit: int = TOP_APPS) -> list[App]:
     """The apps with the most active installs (any state: a suspended app still installed
     is worth seeing), with the average rating of their visible reviews."""
-    active_installs = (
-        Install.objects.filter(app=OuterRef("pk"), uninstalled_at__isnull=True)
-        .order_by()
-        .values("app")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
+    active_installs = active_installs_subquery()
     return list(
         App.objects.select_related("partner")
         .defer("logo", "description")

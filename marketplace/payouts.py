@@ -189,7 +189,7 @@ def _email_paid(payout: Payout) -> None:
         recipients,
         organization=partner.organization,
         subject=f"Payout for {payout.statement.number} sent",
-        template="marketplace/statements/payout_paid_email.html",
+        template="marketplace/email/payout_paid.txt",
         context={
             "payout": payout,
             "statement": payout.statement,

@@ -25,9 +25,9 @@ def accrue_revenue_share() -> int:
 
 @shared_task(queue="billing", acks_late=True)
 def close_partner_statements(month: str | None = None) -> dict:
-    """Closes the previous month (or `month`, ISO first day) into statements, then makes and
-    sends each one's payout (beat, on the 1st). One payout's failure never stops the others:
-    it is recorded on the payout for the operator to retry."""
+    """Closes the previous month (or `month`: "2026-10" or a day of it) into statements,
+    then makes and sends each one's payout (beat, on the 1st). One payout's failure never
+    stops the others: it is recorded on the payout for the operator to retry."""
     from django.utils import timezone
 
     from common.errors import TollgateError
@@ -35,8 +35,8 @@ def close_partner_statements(month: str | None = None) -> dict:
     from marketplace.payouts import payout_create, payout_send
     from marketplace.statements import STATEMENTS_ACTOR, statements_close
 
-    if month:
-        target = date.fromisoformat(month)
+    if month:  # "2026-10" or any day of it ("2026-10-15"): the month is what is closed
+        target = date.fromisoformat(month if len(month) > 7 else f"{month}-01").replace(day=1)
     else:
         today = timezone.now().date()
         target = date(today.year - (today.month == 1), (today.month - 2) % 12 + 1, 1)

@@ -64,6 +64,15 @@ def owner_of(org):
     return user
 
 
+def test_the_install_url_is_optional_and_https_or_localhost(partner):
+    bare = app_create(actor=SYSTEM, partner=partner, **APP)
+    assert bare.install_url == ""
+    local = app_create(
+        actor=SYSTEM, partner=partner, **{**APP, "install_url": "http://127.0.0.1:8001/install"}
+    )
+    assert local.install_url == "http://127.0.0.1:8001/install"
+
+
 def test_only_an_approved_partner_creates_apps(org):
     applied = partner_apply(actor=SYSTEM, organization=org, **APPLICATION)
     with pytest.raises(PermissionDenied):
@@ -134,6 +143,9 @@ def test_editing_a_listed_app_sends_it_back_to_review(app):
         ("redirect_uris", [], "validation_error"),
         ("scopes", ["read", "admin:everything"], "invalid_scopes"),
         ("categories", ["gambling"], "invalid_categories"),
+        ("install_url", "javascript:alert(1)", "invalid_install_url"),
+        ("install_url", "http://docsync.example.com/install", "invalid_install_url"),
+        ("install_url", 42, "invalid_install_url"),
     ],
 )
 def test_bad_app_fields_are_refused_and_nothing_changes(partner, field, value, code):

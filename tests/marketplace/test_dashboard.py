@@ -387,6 +387,30 @@ def test_owners_admins_and_billing_see_the_dashboard(client, org, world, role):
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "")
 
 
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        (Role.OWNER, {"Partner program"}),
+        (Role.BILLING, {"Partner earnings"}),
+        (Role.DEVELOPER, set()),
+    ],
+)
+def test_the_navigation_leads_each_role_to_the_partner_pages_it_may_open(
+    client, org, other_org, partner, role, links
+):
+    member(client, org, role)
+    html = client.get(reverse("portal:dashboard", kwargs={"slug": org.slug})).content.decode()
+    shown = {name for name in ("Partner program", "Partner earnings") if f">{name}</a>" in html}
+    assert shown == links
+    if role == Role.OWNER:  # the partner page links on to the money
+        page = client.get(reverse("marketplace:partner", kwargs={"slug": org.slug}))
+        assert dashboard_url(org) in page.content.decode()
+    # A billing member of an org that is no partner sees no partner link.
+    member(client, other_org, Role.BILLING)
+    html = client.get(reverse("portal:dashboard", kwargs={"slug": other_org.slug})).content
+    assert b"Partner earnings" not in html
+
+
 @pytest.mark.parametrize("role", [Role.DEVELOPER, Role.VIEWER])
 def test_developers_and_viewers_are_refused(client, org, world, role):
     member(client, org, role)

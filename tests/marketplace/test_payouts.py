@@ -329,7 +329,7 @@ def test_the_monthly_task_closes_the_month_and_pays_each_statement(
 ):
     monkeypatch.setattr("django.utils.timezone.now", lambda: AFTER_NOVEMBER)
     result = close_partner_statements.run(month="2026-11-01")
-    again = close_partner_statements.run(month="2026-11-01")
+    again = close_partner_statements.run(month="2026-11")
 
     assert result == {"month": "2026-11-01", "statements": 1, "paid": 1}
     assert again == {"month": "2026-11-01", "statements": 1, "paid": 0}
