@@ -350,7 +350,7 @@ def test_an_org_whose_app_made_no_calls_gives_no_usage_share(paid_app, customer)
 
 
 # --- Concurrency --------------------------------------------------------------------------------
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_runs_at_once_make_each_entry_once(paid_app, customer):  # noqa: F811
     price_agreement(paid_app)
     paid_invoice_with_the_app(paid_app, customer)
