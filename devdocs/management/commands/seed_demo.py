@@ -7,6 +7,7 @@ billing, the docs portal.
 import json
 import random
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from allauth.account.models import EmailAddress
@@ -26,12 +27,15 @@ from devdocs.changelog import deprecation_create
 from devdocs.models import ChangelogEntry, Deprecation
 from keys import services as key_services
 from keys.models import ApiVersion
+from marketplace.models import Partner, PartnerTier
+from marketplace.services import partner_apply, partner_decide
 from portal import services
 from portal.audit import Actor
 from portal.models import Organization, Project, User
 
 ADMIN_EMAIL = "admin@tollgate.local"
 OWNER_EMAIL = "owner@acme.test"
+PARTNER_EMAIL = "owner@docsync.test"
 DEV_PASSWORD = "tollgate-demo"  # printed and documented; only used with DEBUG
 # acme subscribed this many days ago: its first period is closed and invoiced, and the
 # ledger still accepts all of its usage (USAGE_LATE_ARRIVAL_DAYS is 35).
@@ -92,6 +96,7 @@ class Command(BaseCommand):
             )
             self.stdout.write("Created the demo API: documents v1 (docs at /docs/documents/v1/).")
         self._changelog(actor)
+        self._partner(actor, password)
         if not BillingProfile.objects.filter(organization=organization).exists():
             profile_update(
                 actor=actor,
@@ -124,7 +129,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready. Operator admin: {ADMIN_EMAIL} at /admin/ ; "
-                f"customer owner: {OWNER_EMAIL} at /accounts/login/ (org 'acme')."
+                f"customer owner: {OWNER_EMAIL} at /accounts/login/ (org 'acme'); "
+                f"partner owner: {PARTNER_EMAIL} (org 'docsync')."
             )
         )
 
@@ -197,6 +203,39 @@ class Command(BaseCommand):
         for start in range(0, len(events), 1000):
             accepted += usage_ingest(events=events[start : start + 1000]).accepted
         return accepted
+
+    def _partner(self, actor: Actor, password: str) -> None:
+        """DocSync Labs, an approved partner with nothing listed yet: a marketplace
+        walk-through starts from its partner page (docs/marketplace.md)."""
+        owner = self._user(PARTNER_EMAIL, password, staff=False)
+        organization = Organization.objects.filter(slug="docsync").first()
+        if organization is None:
+            organization = services.organization_create(
+                actor=actor, name="DocSync Labs", slug="docsync", owner=owner
+            )
+        if Partner.objects.filter(organization=organization).exists():
+            return
+        partner = partner_apply(
+            actor=actor,
+            organization=organization,
+            display_name="DocSync Labs",
+            website="https://docsync.example.com",
+            description="Keeps documents in sync with the tools teams already use.",
+            support_email=PARTNER_EMAIL,
+            payout_method=Partner.PayoutMethod.BANK_TRANSFER,
+            payout_reference="DOCSYNC-DEMO",
+            payout_email=PARTNER_EMAIL,
+        )
+        tier = PartnerTier.objects.order_by("rank").first()
+        if tier is None:  # the migration's tiers were removed: a default, as it would seed
+            tier = PartnerTier.objects.create(
+                code="registered",
+                name="Registered",
+                revenue_share_percent=Decimal("70.00"),
+                rank=10,
+            )
+        partner_decide(actor=actor, partner=partner, status="approved", tier=tier)
+        self.stdout.write(f"Created the approved partner DocSync Labs (owner {PARTNER_EMAIL}).")
 
     def _user(self, email: str, password: str, *, staff: bool) -> User:
         user = User.objects.filter(email=email).first()
