@@ -341,9 +341,10 @@ TOLLGATE_SELLER_NAME = env.str("TOLLGATE_SELLER_NAME", default="Tollgate")
 # Apps sign in with the authorization-code flow and PKCE (S256 only); tokens are stored as
 # checksums, never in clear (RFC 9700). Access tokens have Tollgate's key format, so the
 # gate checks them like keys (their twin ApiKey); scopes are the API's endpoint groups.
+# Grant types are limited per client: every app's client is authorization-code only
+# (marketplace/oauth_clients.py), refresh comes with it; password and implicit are refused.
 OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": True,
-    "ALLOWED_GRANT_TYPES": ["authorization_code", "refresh_token"],
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=3600),
     "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("OAUTH_REFRESH_TOKEN_SECONDS", default=90 * 86400),
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,

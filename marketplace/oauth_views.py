@@ -3,7 +3,7 @@ view), token, revocation and introspection (the toolkit's, introspection narrowe
 client's own tokens)."""
 
 import hashlib
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django import forms
 from django.db import transaction
@@ -23,6 +23,14 @@ from common.errors import TollgateError
 from marketplace import installs
 from marketplace.models import App, AppToken, Install
 from portal.audit import Actor
+
+
+class _NotIssued(Exception):
+    """The provider issued no code: the consent's transaction rolls back."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.uri = uri
 
 
 class ConsentForm(AllowForm):
@@ -46,6 +54,19 @@ class InstallAuthorizationView(AuthorizationView):
 
     template_name = "marketplace/consent.html"
     form_class = ConsentForm
+
+    def get(self, request, *args, **kwargs):
+        # Always the consent page: the toolkit's `approval_prompt=auto` would issue a code
+        # straight away for the asked scopes, skipping the install and the narrowing.
+        if "approval_prompt" in request.GET:
+            request.GET = request.GET.copy()
+            del request.GET["approval_prompt"]
+        return super().get(request, *args, **kwargs)
+
+    def _unavailable(self, description: str):
+        return self.render_to_response(
+            {"error": {"error": "invalid_request", "description": description}}, status=400
+        )
 
     def get_form_kwargs(self):
         kwargs = super().get_form_kwargs()
@@ -97,7 +118,12 @@ class InstallAuthorizationView(AuthorizationView):
     def form_valid(self, form):
         client_id = form.cleaned_data["client_id"]
         app = self._app(client_id)
-        if not form.cleaned_data.get("allow") or app is None:
+        redirect_uri = form.cleaned_data.get("redirect_uri") or ""
+        if app is None or not app.oauth_application.redirect_uri_allowed(redirect_uri):
+            # A tampered form: no redirect anywhere (not even access_denied) but to a URI
+            # the operator approved for this app.
+            return self._unavailable("This app or its redirect URI is not known.")
+        if not form.cleaned_data.get("allow"):
             return super().form_valid(form)  # the toolkit answers access_denied
         project = form.projects.get(form.cleaned_data.get("project") or "")
         if project is None:
@@ -127,6 +153,12 @@ class InstallAuthorizationView(AuthorizationView):
                     credentials=credentials,
                     allow=True,
                 )
+                if "error" in parse_qs(urlsplit(uri).query):
+                    # oauthlib answered with an error redirect (a tampered form: no PKCE,
+                    # another response type): no code, so no install and no charge either.
+                    raise _NotIssued(uri)
+        except _NotIssued as refused:
+            return self.redirect(refused.uri, app.oauth_application)
         except TollgateError as error:
             form.add_error("project" if error.field != "scope" else None, error.detail)
             return self.form_invalid(form)

@@ -311,6 +311,49 @@ def test_denying_consent_installs_nothing(client, listed, customer):
     assert not Install.objects.exists()
 
 
+def test_approval_prompt_auto_still_shows_the_consent_page(client, listed, secret, customer):
+    """The toolkit would skip consent for a user with a live token; Tollgate never does."""
+    _organization, user, _project = customer
+    installed_tokens(client, listed, secret, customer, scope="read")
+    client.force_login(user)
+    _verifier, challenge = pkce_pair()
+    page = client.get(
+        "/o/authorize/", authorize_query(listed, challenge, scope="read", approval_prompt="auto")
+    )
+    assert page.status_code == 200 and b"data-consent-form" in page.content
+
+
+def tampered_consent(client, listed, customer, **changes):
+    _organization, user, project = customer
+    client.force_login(user)
+    _verifier, challenge = pkce_pair()
+    form = {**authorize_query(listed, challenge), "project": str(project.pk), "allow": "1"}
+    form.update(changes)
+    return client.post("/o/authorize/", {k: v for k, v in form.items() if v is not None})
+
+
+def test_a_tampered_consent_form_installs_nothing_and_redirects_nowhere_unapproved(
+    client, listed, customer
+):
+    unknown = tampered_consent(client, listed, customer, client_id="no-such-client")
+    assert unknown.status_code == 400 and b"data-oauth-error" in unknown.content
+    elsewhere = tampered_consent(client, listed, customer, redirect_uri="https://evil.example/")
+    assert elsewhere.status_code == 400
+    cancelled = tampered_consent(
+        client, listed, customer, redirect_uri="https://evil.example/", allow=None
+    )
+    assert cancelled.status_code == 400
+    # No PKCE: oauthlib answers with an error redirect to the app, and the install that
+    # consent made is rolled back with it (no audit, no event, no charge).
+    no_pkce = tampered_consent(
+        client, listed, customer, code_challenge=None, code_challenge_method=None
+    )
+    assert no_pkce.status_code == 302 and "error=invalid_request" in no_pkce["Location"]
+    assert no_pkce["Location"].startswith(REDIRECT)
+    assert not Install.objects.exists() and not Grant.objects.exists()
+    assert not Event.objects.filter(type="app.installed").exists()
+
+
 def test_only_owners_and_admins_may_install(client, listed, customer):
     organization, _owner, project = customer
     developer = UserFactory()
