@@ -320,6 +320,25 @@ def transfer_create(
     return TransferResult(transfer_id=transfer.to_dict()["id"])
 
 
+def transfer_find(*, transfer_group: str, payout_id: str) -> TransferResult:
+    """The transfer already made for this payout, if any: a send whose answer was lost may
+    have been made, and a retry under a new idempotency key (another account, or after
+    Stripe forgot the key at 24 hours) must not make a second one. An empty result with no
+    failure means none exists; a failure means Stripe could not say (send nothing)."""
+    try:
+        page = _client().v1.transfers.list(params={"transfer_group": transfer_group, "limit": 100})
+    except stripe.StripeError as error:
+        logger.warning("Stripe transfer lookup failed: %s", type(error).__name__)
+        return TransferResult(
+            failure_message=f"Stripe could not say whether the transfer was made "
+            f"({type(error).__name__}); nothing was sent."
+        )
+    for transfer in page.to_dict().get("data", []):
+        if (transfer.get("metadata") or {}).get("payout_id") == payout_id:
+            return TransferResult(transfer_id=transfer["id"])
+    return TransferResult()
+
+
 # --- Inbound webhooks -----------------------------------------------------------------------
 class SignatureInvalid(TollgateError):
     code = "stripe_signature_invalid"

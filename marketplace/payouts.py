@@ -120,14 +120,23 @@ def payout_send(*, actor: Actor, payout: Payout, now: datetime | None = None) ->
             return locked
         amount, currency, destination = locked.amount, locked.currency, locked.destination
         number, key = locked.statement.number, _idempotency_key(locked)
-    result = stripe_api.transfer_create(
-        amount=amount,
-        currency=currency,
-        destination=destination,
-        transfer_group=number,
-        metadata={"payout_id": str(locked.pk), "statement": number},
-        idempotency_key=key,
+        retry = locked.status == Status.FAILED
+    # A retry first asks Stripe whether the failed send was made after all (its answer
+    # lost): only when Stripe says no transfer exists is one made.
+    result = (
+        stripe_api.transfer_find(transfer_group=number, payout_id=str(locked.pk))
+        if retry
+        else stripe_api.TransferResult()
     )
+    if not result.succeeded and not result.failure_message:
+        result = stripe_api.transfer_create(
+            amount=amount,
+            currency=currency,
+            destination=destination,
+            transfer_group=number,
+            metadata={"payout_id": str(locked.pk), "statement": number},
+            idempotency_key=key,
+        )
     with transaction.atomic():
         locked = _lock(payout)
         if locked.status == Status.PAID:

@@ -243,6 +243,7 @@ class FakeStripe:
             ("POST", r"/v1/payment_intents", self._payment_intent_create),
             ("POST", r"/v1/refunds", self._refund_create),
             ("POST", r"/v1/transfers", self._transfer_create),
+            ("GET", r"/v1/transfers", self._transfer_list),
             ("GET", r"/v1/transfers/(?P<id>[^/]+)", self._transfer_retrieve),
         ]
         for route_method, pattern, view in routes:
@@ -414,6 +415,17 @@ class FakeStripe:
         }
         self.transfers[transfer["id"]] = transfer
         return transfer
+
+    def _transfer_list(self, params: dict) -> dict:
+        group = params.get("transfer_group")
+        made = [t for t in self.transfers.values() if group is None or t["transfer_group"] == group]
+        limit = int(params.get("limit") or 10)
+        return {
+            "object": "list",
+            "url": "/v1/transfers",
+            "has_more": len(made) > limit,
+            "data": list(reversed(made))[:limit],  # newest first, as Stripe lists
+        }
 
     def _transfer_retrieve(self, params: dict, id: str) -> dict:
         if id not in self.transfers:
