@@ -485,7 +485,7 @@ def _accrue_reversals(until: datetime) -> int:
     made = 0
     for earning in earnings:
         invoice = earning.invoice
-        if invoice.total <= 0:
+        if _paid_by_any_means(invoice) <= 0:
             continue
         notes = list(
             CreditNote.objects.filter(invoice=invoice, created_at__lte=until).order_by(
@@ -506,6 +506,10 @@ def _accrue_reversals(until: datetime) -> int:
     return made
 
 
+def _paid_by_any_means(invoice) -> Decimal:
+    return invoice.total + invoice.credits
+
+
 def _part(value: Decimal, credited: Decimal, total: Decimal, quantize) -> Decimal:
     with exact_context():
         fraction = min(credited / total, Decimal(1))
@@ -515,7 +519,9 @@ def _part(value: Decimal, credited: Decimal, total: Decimal, quantize) -> Decima
 def _reversal(
     earning: RevenueShareEntry, note: CreditNote, before: Decimal, after: Decimal
 ) -> RevenueShareEntry:
-    total, currency = earning.invoice.total, earning.currency
+    # What the customer paid by any means: a credit note gives back part of the total, while
+    # what prepaid credit paid stays paid (credit is a way of paying, as in the base).
+    total, currency = _paid_by_any_means(earning.invoice), earning.currency
 
     def money(value: Decimal) -> Decimal:
         return round_money(value, currency)

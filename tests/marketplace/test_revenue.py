@@ -295,6 +295,30 @@ def test_reversals_never_exceed_the_earning_and_a_full_credit_takes_all_of_it(
     assert sum(r.base_amount for r in reversals) == -earning.base_amount
 
 
+def test_what_prepaid_credit_paid_stays_earned_when_the_rest_is_refunded(
+    paid_app,  # noqa: F811
+    customer,  # noqa: F811
+):
+    from billing.credits import credit_grant_create
+
+    price_agreement(paid_app)
+    credit_grant_create(
+        actor=SYSTEM, organization=customer, amount=D("12.00"), currency="USD", reason="Promo"
+    )
+    invoice = paid_invoice_with_the_app(paid_app, customer)
+    assert (invoice.credits, invoice.total) == (D("12.00"), D("18.00"))
+    revenue_accrue()
+    earning = entries(kind="earning")[0]
+    assert earning.amount == D("14.00")  # credit is a way of paying: the base is not cut
+
+    credit_note_create(actor=SYSTEM, invoice=invoice, amount=D("18.00"), reason="Refund")
+    revenue_accrue()
+    [reversal] = entries(kind="reversal")
+    # All that was paid in money back: 18/30 of the share, the 12/30 paid by credit stays.
+    assert reversal.amount == D("-8.40")
+    assert sum(e.amount for e in entries()) == D("5.60")
+
+
 # --- Accrual: usage made by the app -------------------------------------------------------------
 def record(organization, quantity, when, *, key=None, ident) -> None:
     event = {
