@@ -175,6 +175,13 @@ def _line_start():
 
 def agreement_end_check(*, agreement: RevenueShareAgreement, ends_on: date) -> date:
     ends_on = _check_date(ends_on, "ends_on")
+    if agreement.ends_on is not None and ends_on > agreement.ends_on:
+        # Ended is ended: reopening would share lines again under the old terms.
+        raise Conflict(
+            f"This agreement already ended on {agreement.ends_on.isoformat()}; make a new one.",
+            field="ends_on",
+            code="agreement_ended",
+        )
     if ends_on <= agreement.starts_on:
         raise InvalidInput("ends_on is after starts_on.", field="ends_on", code="invalid_period")
     if agreement_overlaps(
@@ -293,10 +300,26 @@ def _create(entry: RevenueShareEntry) -> bool:
     constraint decides, inside a savepoint so the rest of the run goes on."""
     try:
         with transaction.atomic():
+            if entry.kind == Kind.EARNING and not _still_in_force(entry):
+                return False
             entry.save()
     except IntegrityError:
         return False
     return True
+
+
+def _still_in_force(entry: RevenueShareEntry) -> bool:
+    """The run read the agreements once; one may have been ended since. Locking its row
+    orders this write against `agreement_end`: either the end waits and then sees this
+    entry (refused with agreement_has_entries), or this sees the end and writes nothing."""
+    ends_on = (
+        RevenueShareAgreement.objects.select_for_update()
+        .filter(pk=entry.agreement_id)
+        .values_list("ends_on", flat=True)
+        .first()
+    )
+    start = (entry.invoice_line.period_start or entry.invoice.period_start).astimezone(UTC)
+    return ends_on is None or start.date() < ends_on
 
 
 def _earning(

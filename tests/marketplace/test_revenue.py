@@ -132,9 +132,11 @@ def test_ending_an_agreement_is_audited_and_checked(paid_app):  # noqa: F811
     price_after = agreement_create(
         actor=SYSTEM, app=paid_app, basis="app_price", starts_on=date(2026, 3, 1)
     )
-    with pytest.raises(Conflict) as error:  # it would run into the next one
-        agreement_end(actor=SYSTEM, agreement=agreement, ends_on=date(2026, 4, 1))
-    assert error.value.code == "agreement_overlaps"
+    with pytest.raises(Conflict) as error:  # ended is ended: no reopening, even by a day
+        agreement_end(actor=SYSTEM, agreement=agreement, ends_on=date(2026, 1, 2))
+    assert error.value.code == "agreement_ended"
+    earlier = agreement_end(actor=SYSTEM, agreement=agreement, ends_on=date(2025, 12, 1))
+    assert earlier.ends_on == date(2025, 12, 1)  # ending sooner is still an end
     assert later.basis != price_after.basis
 
 
