@@ -199,6 +199,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "marketplace.tasks.accrue_revenue_share",
         "schedule": 3600.0,
     },
+    "reconcile-paid-installs": {
+        "task": "marketplace.tasks.reconcile_paid_installs",
+        "schedule": 3600.0,
+    },
     "close-partner-statements": {
         "task": "marketplace.tasks.close_partner_statements",
         "schedule": crontab(minute=0, hour=3, day_of_month=1),

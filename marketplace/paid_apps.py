@@ -8,6 +8,7 @@ subscription; uninstalling removes it. A period bills the add-ons attached when 
 whole period, one uninstalled before its end is not billed for it.
 """
 
+import logging
 from decimal import Decimal
 
 from django.db import transaction
@@ -18,11 +19,12 @@ from billing.subscriptions import (
     subscription_current,
     subscription_remove_addon,
 )
-from common.errors import Conflict
+from common.errors import Conflict, TollgateError
 from marketplace.models import App, Install
 from portal.audit import Actor, audit_record
 
 ADDON_CODE_LENGTH = 64  # AddOn.code's max_length
+logger = logging.getLogger(__name__)
 
 
 def addon_code(app: App) -> str:
@@ -30,7 +32,7 @@ def addon_code(app: App) -> str:
     catalog (or a cut longer slug) has taken it."""
     code = f"app-{app.slug}"[:ADDON_CODE_LENGTH]
     if AddOn.objects.filter(code=code).exists():
-        code = f"app-{app.slug[:50]}-{app.id.hex[:8]}"
+        code = f"app-{app.slug[:27]}-{app.id.hex}"  # 64 characters, unique with the app's id
     return code
 
 
@@ -138,3 +140,38 @@ def app_charge_detach(*, actor: Actor, install: Install) -> None:
         return
     if SubscriptionAddOn.objects.filter(pk=item.pk, removed_at__isnull=True).exists():
         subscription_remove_addon(actor=actor, item=item)
+
+
+def paid_installs_reconcile(*, actor: Actor) -> int:
+    """Installs that pay for their app, whose add-on is no longer on the org's open
+    subscription (the org subscribed anew after a cancellation, or changed subscription):
+    the add-on is attached to the current one, since the customer consented to the price.
+    An org with no subscription (back on Free) keeps its installs unbilled until it
+    subscribes again (docs/marketplace.md). Returns how many were attached (beat, hourly)."""
+    paying = (
+        Install.objects.filter(
+            uninstalled_at__isnull=True,
+            subscription_addon__isnull=False,
+            app__addon__isnull=False,
+            app__price__gt=0,
+        )
+        .select_related("app", "organization", "subscription_addon")
+        .order_by("installed_at")
+    )
+    attached = 0
+    for install in paying:
+        current = subscription_current(organization=install.organization)
+        item = install.subscription_addon
+        if current is None or (item.subscription_id == current.pk and item.removed_at is None):
+            continue
+        try:
+            with transaction.atomic():
+                locked = Install.objects.select_for_update().get(pk=install.pk)
+                if locked.uninstalled_at is not None:
+                    continue
+                locked.app = install.app
+                if app_charge_renew(actor=actor, install=locked) is not None:
+                    attached += 1
+        except TollgateError as error:  # another currency now: the operator decides
+            logger.warning("install %s not billed: %s", install.pk, error.code)
+    return attached

@@ -24,6 +24,16 @@ def accrue_revenue_share() -> int:
 
 
 @shared_task(queue="billing", acks_late=True)
+def reconcile_paid_installs() -> int:
+    """Paid apps' add-ons back on subscriptions that replaced the one they were on (beat,
+    hourly); returns how many were attached."""
+    from marketplace.paid_apps import paid_installs_reconcile
+    from portal.audit import Actor
+
+    return paid_installs_reconcile(actor=Actor.system("paid_installs_reconcile"))
+
+
+@shared_task(queue="billing", acks_late=True)
 def close_partner_statements(month: str | None = None) -> dict:
     """Closes the previous month (or `month`: "2026-10" or a day of it) into statements,
     then makes and sends each one's payout (beat, on the 1st). One payout's failure never

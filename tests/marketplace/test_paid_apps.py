@@ -9,17 +9,30 @@ import pytest
 from django.utils import timezone
 
 from billing.invoicing import billing_run
-from billing.models import AddOn, Invoice, InvoiceLine, SubscriptionAddOn
+from billing.models import AddOn, Invoice, InvoiceLine, Subscription, SubscriptionAddOn
 from billing.subscriptions import subscription_remove_addon
 from common.errors import Conflict, InvalidInput
-from marketplace.apps_services import app_create, app_review, app_submit, app_update
+from marketplace.apps_services import (
+    app_create,
+    app_logo_set,
+    app_review,
+    app_submit,
+    app_update,
+)
 from marketplace.models import App, Install
-from marketplace.paid_apps import app_charge_attach, app_charge_detach
+from marketplace.paid_apps import app_charge_attach, app_charge_detach, paid_installs_reconcile
+from marketplace.tasks import reconcile_paid_installs
 from portal.audit import Actor
 from portal.models import AuditLogEntry
 from tests.billing.test_invoicing import make_plan, subscribe
 from tests.factories import OrganizationFactory, ProjectFactory
-from tests.marketplace.test_apps import APP, app, owner_of, partner  # noqa: F401 -- fixtures
+from tests.marketplace.test_apps import (  # noqa: F401 -- fixtures
+    APP,
+    app,
+    image_bytes,
+    owner_of,
+    partner,
+)
 from webhooks.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -318,3 +331,30 @@ def test_no_one_adds_or_prices_an_apps_add_on_without_installing_it(paid_app, cu
     )
     assert quote.status_code == 400 and quote.json()["code"] == "unknown_addon"
     assert not SubscriptionAddOn.objects.filter(subscription=subscription).exists()
+
+
+def test_a_new_subscription_gets_the_add_ons_of_the_paid_apps_still_installed(
+    paid_app,
+    app,  # noqa: F811
+    customer,
+    meters,
+):
+    first = subscribe(customer, make_plan(), period_start())
+    install = install_app(paid_app, customer)
+    # Installed while free, priced later: never consented to the price, never attached.
+    other = app_create(actor=SYSTEM, partner=paid_app.partner, **{**APP, "name": "Later Paid"})
+    app_logo_set(actor=SYSTEM, app=other, data=image_bytes())
+    free_install = install_app(list_app(other), customer)
+    list_app(App.objects.get(pk=other.pk), price="5.00")
+
+    Subscription.objects.filter(pk=first.pk).update(status=Subscription.Status.CANCELED)
+    assert paid_installs_reconcile(actor=SYSTEM) == 0  # back on Free: nothing to attach to
+    second = subscribe(customer, make_plan(code="metered-2"), period_start())
+
+    assert reconcile_paid_installs.run() == 1
+    item = SubscriptionAddOn.objects.get(subscription=second)
+    install.refresh_from_db()
+    assert item.addon_id == paid_app.addon_id and install.subscription_addon_id == item.pk
+    free_install.refresh_from_db()
+    assert free_install.subscription_addon is None
+    assert paid_installs_reconcile(actor=SYSTEM) == 0
