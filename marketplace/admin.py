@@ -19,7 +19,15 @@ from portal.audit import Actor
 
 @admin.register(PartnerTier)
 class PartnerTierAdmin(AuditedAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "code", "revenue_share_percent", "rank"]
+    list_display = [
+        "name",
+        "code",
+        "revenue_share_percent",
+        "rank",
+        "featured",
+        "case_study",
+        "joint_announcements",
+    ]
     prepopulated_fields = {"code": ["name"]}
 
 

@@ -31,6 +31,13 @@ class PartnerTier(models.Model):
     )
     rank = models.PositiveIntegerField(default=0, help_text="Higher is a higher tier.")
     description = models.TextField(blank=True)
+    # Co-marketing the tier comes with (MKT-5): given to a partner when it is approved into
+    # the tier; the operator may add more per partner, never takes them away by approving.
+    featured = models.BooleanField(
+        default=False, help_text="Its partners' apps first in the gallery."
+    )
+    case_study = models.BooleanField(default=False)
+    joint_announcements = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["rank", "code"]

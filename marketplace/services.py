@@ -28,6 +28,7 @@ APPLICATION_FIELDS = (
     "payout_reference",
     "payout_email",
 )
+CO_MARKETING = ("featured", "case_study", "joint_announcements")
 STRIPE_ACCOUNT = re.compile(r"^acct_[A-Za-z0-9]{6,64}$")
 BANK_REFERENCE = re.compile(r"^[A-Za-z0-9 ./-]{3,100}$")
 # Which decisions the operator may take from each status.
@@ -135,6 +136,8 @@ def partner_decide(
             if tier is None:
                 raise InvalidInput("Create a partner tier first.", field="tier")
             locked.tier = tier
+            for flag in CO_MARKETING:  # the tier's co-marketing, on top of any given before
+                setattr(locked, flag, getattr(locked, flag) or getattr(tier, flag))
         locked.status = status
         locked.review_note = note.strip()
         locked.decided_at = timezone.now()
@@ -151,6 +154,7 @@ def partner_decide(
                 "status": status,
                 "tier": locked.tier.code if locked.tier else None,
                 "note": locked.review_note,
+                **{flag: getattr(locked, flag) for flag in CO_MARKETING},
             },
         )
         email_on_commit(

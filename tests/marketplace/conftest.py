@@ -10,6 +10,7 @@ from billing.models import Meter
 from marketplace.models import PartnerTier
 
 TIERS = importlib.import_module("marketplace.migrations.0002_partner_tiers").TIERS
+CO_MARKETING = importlib.import_module("marketplace.migrations.0007_tier_co_marketing").CO_MARKETING
 
 
 @pytest.fixture(autouse=True)
@@ -33,5 +34,6 @@ def _seeded_rows(request):
                 "revenue_share_percent": share,
                 "rank": rank,
                 "description": description,
+                **CO_MARKETING.get(code, {}),
             },
         )

@@ -48,6 +48,35 @@ def test_default_tiers_carry_the_default_revenue_share():
     }
 
 
+def test_a_tier_brings_its_co_marketing_on_approval_and_never_takes_any_away(org):
+    flags = ("featured", "case_study", "joint_announcements")
+    assert {
+        tier.code: tuple(getattr(tier, flag) for flag in flags)
+        for tier in PartnerTier.objects.all()
+    } == {
+        "registered": (False, False, False),
+        "certified": (False, True, False),
+        "premier": (True, True, True),
+    }
+    partner = partner_apply(actor=SYSTEM, organization=org, **APPLICATION)
+    partner.joint_announcements = True  # the operator offered it by hand
+    partner.save(update_fields=["joint_announcements"])
+    certified = PartnerTier.objects.get(code="certified")
+    approved = partner_decide(actor=SYSTEM, partner=partner, status="approved", tier=certified)
+    assert tuple(getattr(approved, flag) for flag in flags) == (False, True, True)
+    entry = AuditLogEntry.objects.get(action="partner.approved")
+    assert entry.changes["case_study"] is True and entry.changes["featured"] is False
+
+
+def test_the_partner_page_lists_its_co_marketing(client, org):
+    partner = partner_apply(actor=SYSTEM, organization=org, **APPLICATION)
+    premier = PartnerTier.objects.get(code="premier")
+    partner_decide(actor=SYSTEM, partner=partner, status="approved", tier=premier)
+    client.force_login(member(org))
+    page = client.get(reverse("marketplace:partner", kwargs={"slug": org.slug})).content.decode()
+    assert "Featured in the marketplace" in page and "Joint announcements" in page
+
+
 def test_an_owner_applies_from_the_partner_page(client, org):
     client.force_login(member(org))
 
