@@ -663,12 +663,21 @@ def _refund_or_credit(actor: Actor, note: CreditNote, amount: Decimal) -> None:
 
 
 def credit_note_create(
-    *, actor: Actor, invoice: Invoice, amount: Decimal, reason: str, refund: bool = False
+    *,
+    actor: Actor,
+    invoice: Invoice,
+    amount: Decimal,
+    reason: str,
+    refund: bool = False,
+    stripe_refund_id: str = "",
 ) -> CreditNote:
     """Takes `amount` off a finalized invoice. On what is still due it lowers the amount due
     (fully credited: the invoice is settled); beyond that (it was paid) the customer gets it
     back as credit for the next invoices, or, with `refund`, as a refund of the Stripe
-    payment (billing.payments.credit_note_refund)."""
+    payment (billing.payments.credit_note_refund). With `stripe_refund_id` the money already
+    went back through that Stripe refund: the note records it, and credits nothing."""
+    if stripe_refund_id and refund:
+        raise InvalidInput("A note for a refund made in Stripe refunds nothing more.")
     if not isinstance(refund, bool):
         raise InvalidInput("refund is true or false.", field="refund")
     if not isinstance(reason, str) or not reason.strip():
@@ -712,6 +721,8 @@ def credit_note_create(
                     code="refund_unavailable",
                 )
             refundable = min(to_balance, paid_by_stripe)
+        if stripe_refund_id:
+            refundable = to_balance  # given back already, by that refund
         grant = None
         if to_balance - refundable > 0:  # what is not refunded becomes credit
             grant = CreditGrant.objects.create(
@@ -727,6 +738,8 @@ def credit_note_create(
             amount=amount,
             reason=reason.strip()[:300],
             credit_grant=grant,
+            refunded=bool(stripe_refund_id),
+            stripe_refund_id=stripe_refund_id,
         )
         invoice.amount_credited += amount
         fields = ["amount_credited"]
@@ -746,7 +759,7 @@ def credit_note_create(
         invoice.save(update_fields=fields)
         if invoice.status == Invoice.Status.PAID:
             _after_settlement(invoice)
-        if refundable > 0:
+        if refundable > 0 and not stripe_refund_id:
             transaction.on_commit(lambda: _refund_or_credit(actor, note, refundable))
         audit_record(
             actor=actor,

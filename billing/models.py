@@ -751,6 +751,9 @@ class CreditNote(models.Model):
     amount = money_field()
     reason = models.CharField(max_length=300)
     refunded = models.BooleanField(default=False)
+    # The Stripe refund that gave the amount back: made by Tollgate for this note, or made in
+    # Stripe's dashboard and recorded here by its webhook (billing.payments._on_refund).
+    stripe_refund_id = models.CharField(max_length=255, blank=True)
     credit_grant = models.ForeignKey(
         CreditGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -758,6 +761,13 @@ class CreditNote(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stripe_refund_id"],
+                condition=~models.Q(stripe_refund_id=""),
+                name="creditnote_stripe_refund_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.number

@@ -549,9 +549,12 @@ def credit_note_refund(
         amount=amount,
         currency=invoice.currency,
         idempotency_key=f"tollgate-credit-note-{credit_note.pk}",
+        metadata={REFUND_NOTE_KEY: credit_note.number},
     )
     with transaction.atomic():
-        updated = CreditNote.objects.filter(pk=credit_note.pk, refunded=False).update(refunded=True)
+        updated = CreditNote.objects.filter(pk=credit_note.pk, refunded=False).update(
+            refunded=True, stripe_refund_id=refund_id
+        )
         if updated:
             audit_record(
                 actor=actor,
@@ -801,9 +804,74 @@ def _on_checkout_session_completed(session: dict, now: datetime) -> None:
         _save_from_stripe(_object_id(session.get("customer")), intent.payment_method_id)
 
 
+REFUND_NOTE_KEY = "tollgate_credit_note"  # in the metadata of refunds Tollgate makes
+
+
+def _on_refund(refund: dict, now: datetime) -> None:
+    """A refund made in Stripe's dashboard (or its API) on a payment of an invoice: the
+    invoice gets a credit note for it, already refunded, so the customer's balance, the
+    invoice and partners' revenue share (reversed by credit notes) all see it. Refunds
+    Tollgate made for a credit note name it in their metadata and change nothing."""
+    refund_id = str(refund.get("id") or "")
+    if not refund_id or refund.get("status") not in ("succeeded", "pending"):
+        return  # a failed or canceled refund gave nothing back
+    if CreditNote.objects.filter(stripe_refund_id=refund_id).exists():
+        return
+    own = (refund.get("metadata") or {}).get(REFUND_NOTE_KEY)
+    if own:
+        CreditNote.objects.filter(number=own, stripe_refund_id="").update(
+            stripe_refund_id=refund_id
+        )
+        return
+    attempt = (
+        PaymentAttempt.objects.filter(
+            stripe_payment_intent_id=_object_id(refund.get("payment_intent")),
+            outcome=Outcome.SUCCEEDED,
+        )
+        .exclude(stripe_payment_intent_id="")
+        .first()
+    )
+    if attempt is None:
+        return  # not a payment of Tollgate's invoices
+    invoice = _lock_invoice(attempt.invoice_id)
+    amount = stripe_api.from_minor_units(int(refund.get("amount") or 0), invoice.currency)
+    creditable = invoice.total - invoice.amount_credited
+    if amount > creditable:
+        logger.warning(
+            "Refund %s of %s exceeds what invoice %s can still credit (%s): capped",
+            refund_id,
+            amount,
+            invoice.number,
+            creditable,
+        )
+        amount = creditable
+    if amount <= 0 or invoice.status not in (Invoice.Status.OPEN, Invoice.Status.PAID):
+        logger.warning("Refund %s on invoice %s recorded no credit note", refund_id, invoice)
+        return
+    from billing.invoicing import credit_note_create
+
+    credit_note_create(
+        actor=STRIPE_ACTOR,
+        invoice=invoice,
+        amount=amount,
+        reason=f"Refunded in Stripe ({refund_id})",
+        stripe_refund_id=refund_id,
+    )
+
+
+def _on_charge_refunded(charge: dict, now: datetime) -> None:
+    """The charge's refunds, when the event carries them (`refund.created` carries each)."""
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    for refund in refunds:
+        if isinstance(refund, dict):
+            _on_refund({"payment_intent": charge.get("payment_intent"), **refund}, now)
+
+
 EVENT_HANDLERS = {
     "payment_intent.succeeded": _on_payment_intent_succeeded,
     "payment_intent.payment_failed": _on_payment_intent_failed,
     "setup_intent.succeeded": _on_setup_intent_succeeded,
     "checkout.session.completed": _on_checkout_session_completed,
+    "refund.created": _on_refund,
+    "charge.refunded": _on_charge_refunded,
 }

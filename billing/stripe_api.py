@@ -260,14 +260,21 @@ def payment_intent_create(
 
 
 def refund_create(
-    *, payment_intent_id: str, amount: Decimal, currency: str, idempotency_key: str
+    *,
+    payment_intent_id: str,
+    amount: Decimal,
+    currency: str,
+    idempotency_key: str,
+    metadata: dict[str, str] | None = None,
 ) -> str:
-    """Refunds part or all of a collected payment; returns the refund id."""
+    """Refunds part or all of a collected payment; returns the refund id. `metadata` names
+    the credit note, so the refund's own webhook is known as Tollgate's."""
     try:
         refund = _client().v1.refunds.create(
             params={
                 "payment_intent": payment_intent_id,
                 "amount": to_minor_units(amount, currency),
+                "metadata": metadata or {},
             },
             options={"idempotency_key": idempotency_key},
         )

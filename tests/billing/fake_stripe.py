@@ -368,7 +368,9 @@ class FakeStripe:
             "id": self._new_id("re"),
             "object": "refund",
             "amount": amount,
+            "currency": intent.get("currency", "usd"),
             "payment_intent": intent["id"],
+            "metadata": params.get("metadata", {}),
             "status": "succeeded",
         }
         self.refunds[refund["id"]] = refund

@@ -276,6 +276,36 @@ def test_a_refund_reverses_the_share_pro_rata(
     assert revenue_accrue() == 0
 
 
+def test_a_refund_made_in_stripes_dashboard_reverses_the_share_too(
+    client,
+    paid_app,  # noqa: F811
+    customer,  # noqa: F811
+    fake_stripe,  # noqa: F811
+):
+    from billing import stripe_api
+    from billing.models import PaymentAttempt
+    from tests.billing.fake_stripe import event
+    from tests.billing.test_stripe_webhooks import deliver
+
+    price_agreement(paid_app)
+    card_on_file(customer)
+    subscription = subscribe(customer, make_plan(), period_start())
+    install_app(paid_app, customer)
+    invoice = close_period(subscription)
+    payments.on_invoice_finalized(invoice.pk)
+    revenue_accrue()
+    attempt = PaymentAttempt.objects.get(invoice=invoice, outcome="succeeded")
+    refund = stripe_api._client().v1.refunds.create(
+        params={"payment_intent": attempt.stripe_payment_intent_id, "amount": 1000}
+    )
+    deliver(client, event("refund.created", refund.to_dict()))
+
+    assert revenue_accrue() == 1
+    [reversal] = entries(kind="reversal")
+    assert reversal.amount == D("-4.67")  # 14.00 x 10/30, as for a refund made in Tollgate
+    assert reversal.credit_note.stripe_refund_id == refund.to_dict()["id"]
+
+
 def test_reversals_never_exceed_the_earning_and_a_full_credit_takes_all_of_it(
     paid_app,  # noqa: F811
     customer,  # noqa: F811
