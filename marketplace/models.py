@@ -478,6 +478,9 @@ class Payout(models.Model):
     stripe_transfer_id = models.CharField(max_length=255, blank=True)
     reference = models.CharField(max_length=200, blank=True)  # the operator's, for a bank transfer
     failure_message = models.CharField(max_length=300, blank=True)
+    # Stripe transfer sends started: each retry after a failure is a new send, under its own
+    # idempotency key, made only once Stripe says no transfer exists for the payout.
+    send_attempts = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     paid_at = models.DateTimeField(null=True, blank=True)
     recorded_by = models.ForeignKey(

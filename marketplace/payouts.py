@@ -91,7 +91,10 @@ def payout_is_transfer(payout: Payout) -> bool:
 
 
 def _idempotency_key(payout: Payout) -> str:
-    return f"tollgate-payout-{payout.pk}-{payout.destination}"
+    """One key per send: concurrent sends of one attempt share it (Stripe makes one
+    transfer); a retry after a failure gets a new one, so Stripe does not replay the stored
+    refusal (too little balance) once the cause is fixed."""
+    return f"tollgate-payout-{payout.pk}-{payout.send_attempts}"
 
 
 def payout_send(*, actor: Actor, payout: Payout, now: datetime | None = None) -> Payout:
@@ -118,14 +121,19 @@ def payout_send(*, actor: Actor, payout: Payout, now: datetime | None = None) ->
             _audit(actor, "payout.destination_changed", locked)
         if not payout_is_transfer(locked):
             return locked
+        sent_before = locked.send_attempts > 0
+        if locked.status == Status.FAILED or not sent_before:
+            # A new send (a concurrent one finds it pending and shares its key).
+            locked.send_attempts += 1
+            locked.status = Status.PENDING
+            locked.save(update_fields=["send_attempts", "status"])
         amount, currency, destination = locked.amount, locked.currency, locked.destination
         number, key = locked.statement.number, _idempotency_key(locked)
-        retry = locked.status == Status.FAILED
-    # A retry first asks Stripe whether the failed send was made after all (its answer
-    # lost): only when Stripe says no transfer exists is one made.
+    # After any earlier send, first ask Stripe whether it was made after all (its answer
+    # lost): only when Stripe says no transfer exists for the payout is one made.
     result = (
         stripe_api.transfer_find(transfer_group=number, payout_id=str(locked.pk))
-        if retry
+        if sent_before
         else stripe_api.TransferResult()
     )
     if not result.succeeded and not result.failure_message:

@@ -142,6 +142,8 @@ class FakeStripe:
             self.idempotent: dict[str, tuple[dict, int, dict]] = {}
             self.outage = False
             self.lost_responses = 0  # POSTs processed, then answered 500 (a lost response)
+            # The platform's available balance in minor units for transfers (None: plenty).
+            self.platform_balance: int | None = None
             self.charge_delay = 0.0
             self._ids = itertools.count(1)
 
@@ -404,6 +406,13 @@ class FakeStripe:
                 f"No such destination: '{destination}'",
                 code="resource_missing",
                 param="destination",
+            )
+        if self.platform_balance is not None and int(params["amount"]) > self.platform_balance:
+            raise _error(
+                400,
+                "invalid_request_error",
+                "You have insufficient available funds in your Stripe account.",
+                code="balance_insufficient",
             )
         transfer = {
             "id": self._new_id("tr"),

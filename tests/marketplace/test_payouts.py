@@ -115,7 +115,7 @@ def test_a_connect_payout_is_a_stripe_transfer_in_minor_units(
     assert transfer["transfer_group"] == "PS-2026-11-0001"
     assert transfer["metadata"] == {"payout_id": str(payout.pk), "statement": "PS-2026-11-0001"}
     [sent] = fake_stripe.transfer_requests()
-    assert sent["idempotency_key"] == f"tollgate-payout-{payout.pk}-{ACCOUNT}"
+    assert sent["idempotency_key"] == f"tollgate-payout-{payout.pk}-1"  # the first send
     assert (paid.status, paid.stripe_transfer_id) == ("paid", transfer["id"])
     assert paid.paid_at is not None and paid.failure_message == ""
     [message] = mail.outbox
@@ -185,6 +185,26 @@ def test_a_retry_sends_nothing_while_stripe_cannot_say_what_was_made(
     assert len(fake_stripe.transfer_requests()) == 1
     fake_stripe.outage = False
     assert payout_send(actor=SYSTEM, payout=still).status == "paid"
+    assert len(fake_stripe.transfers) == 1
+
+
+def test_a_refusal_fixed_within_the_day_is_sent_again_under_a_new_key(
+    statement,
+    fake_stripe,  # noqa: F811
+):
+    """Stripe replays a stored refusal for a key it has seen; the retry's key is new, and
+    it is made only after Stripe says the payout has no transfer."""
+    payout = payout_create(actor=SYSTEM, statement=statement)
+    fake_stripe.platform_balance = 0
+    failed = payout_send(actor=SYSTEM, payout=payout)
+    assert failed.status == "failed" and "insufficient available funds" in failed.failure_message
+    fake_stripe.platform_balance = None  # the operator topped up the balance
+
+    paid = payout_send(actor=SYSTEM, payout=failed)
+
+    assert (paid.status, paid.send_attempts) == ("paid", 2)
+    keys = [request["idempotency_key"] for request in fake_stripe.transfer_requests()]
+    assert keys == [f"tollgate-payout-{payout.pk}-1", f"tollgate-payout-{payout.pk}-2"]
     assert len(fake_stripe.transfers) == 1
 
 
