@@ -244,7 +244,9 @@ def test_a_slow_endpoint_times_out_and_is_retried(settings, endpoint, receiver, 
 
     assert attempt(delivery.pk) == RETRYING
     [logged] = DeliveryAttempt.objects.all()
-    assert logged.error == "timeout" and logged.status_code is None
+    # urllib3's own read timeout ("timeout") or the delivery deadline cutting the socket
+    # first ("timeout: no complete answer within ..."): which wins depends on the machine.
+    assert logged.error.startswith("timeout") and logged.status_code is None
 
 
 def test_an_unreachable_endpoint_is_a_failed_attempt(make_endpoint, emit_ping):

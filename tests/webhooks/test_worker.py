@@ -204,14 +204,14 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     deliveries = [delivery for n in range(12) for delivery in emit_ping(f"event {n}")]
     first = workers.start()
 
-    wait_for(lambda: len(receiver.received) >= 2, timeout=20, what="a delivery in flight")
+    wait_for(lambda: len(receiver.received) >= 2, timeout=30, what="a delivery in flight")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     held = Delivery.objects.filter(status="pending", lease_until__isnull=False).count()
     assert held >= 2  # claimed by the dead worker, held until their lease runs out
 
     workers.start()
-    wait_for(all_finished, timeout=40, sweep=broker, what="every delivery to finish")
+    wait_for(all_finished, timeout=90, sweep=broker, what="every delivery to finish")
 
     statuses = set(Delivery.objects.values_list("status", flat=True))
     assert statuses == {"succeeded"}
