@@ -1,8 +1,10 @@
-"""Request-level conventions: request ids, trailing slashes and problem+json for the API."""
+"""Request-level conventions: request ids, trailing slashes, problem+json for the API, and
+the Content-Security-Policy header."""
 
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from common.problems import problem_response
@@ -84,3 +86,19 @@ class ApiProblemMiddleware:
             title="Internal error",
             detail="An unexpected error occurred; quote the request id when reporting it.",
         )
+
+
+class ContentSecurityPolicyMiddleware:
+    """Every response gets `settings.CONTENT_SECURITY_POLICY` unless its view set a stricter
+    one (uploaded images: `default-src 'none'; sandbox`). Pages load only Tollgate's own
+    scripts, so an injected `<script>` or inline handler does not run (docs/operations.md)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response

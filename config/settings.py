@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "common.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "common.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "common.middleware.ApiTrailingSlashMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -409,6 +410,16 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Scripts only from Tollgate itself (no inline scripts or handlers, no eval); inline styles
+# stay allowed (Redoc and the usage bars set them); workers from blob: for Redoc's search.
+# No form-action: the OAuth consent form's answer redirects to the app's own site.
+# Empty turns the header off (a proxy that sets its own).
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'",
+)
 SILENCED_SYSTEM_CHECKS = [
     # TLS ends at the operator's proxy; redirecting here would loop (docs/operations.md).
     *([] if SECURE_SSL_REDIRECT else ["security.W008"]),
