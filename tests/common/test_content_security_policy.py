@@ -38,3 +38,9 @@ def test_swagger_ui_starts_from_a_script_file_not_an_inline_script(client):
     assert "<script>" not in page.replace(" ", "")
     script = client.get("/api/v1/docs?script=")
     assert script.status_code == 200 and "SwaggerUIBundle" in script.content.decode()
+
+
+def test_the_favicon_is_found_where_browsers_look_first(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].startswith("/static/img/favicon") and ".svg" in response["Location"]
