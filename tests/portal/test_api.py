@@ -657,13 +657,18 @@ def test_docs_pages_load_only_local_static_assets(anonymous_api, path, settings)
     assets = ASSET_ATTRIBUTE.findall(html)
     assert any(tag == "script" for tag, _url in assets)
     for _tag, url in assets:
+        if url == f"{path}?script=":  # Swagger UI's start-up script, served by the view (CSP)
+            script = anonymous_api.get(url).content.decode()
+            assert "/api/v1/schema" in script and not re.search(r"https?://", script)
+            continue
         assert url.startswith("/static/"), url
         assert finders.find(url.removeprefix("/static/")), f"{url} is not a local static file"
     assert not re.search(r"(?:src|href)=[\"']?(?:https?:)?//", html, re.I)
-    assert "/api/v1/schema" in html
+    if path.endswith("redoc"):
+        assert "/api/v1/schema" in html
 
 
 def test_swagger_ui_does_not_call_the_online_validator(anonymous_api):
     # Left unset, Swagger UI shows a badge image from validator.swagger.io with the schema URL.
-    html = anonymous_api.get("/api/v1/docs").content.decode()
-    assert re.search(r'"validatorUrl":\s*null', html)
+    script = anonymous_api.get("/api/v1/docs?script=").content.decode()
+    assert re.search(r'"validatorUrl":\s*null', script)
