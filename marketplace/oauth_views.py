@@ -175,6 +175,13 @@ class AppIntrospectView(View):
 
     http_method_names = ["post"]  # RFC 7662 §2.1; a token never travels in a URL
 
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        return JsonResponse(
+            {"error": "invalid_request", "error_description": "Introspect with POST."},
+            status=405,
+            headers={"Allow": "POST"},
+        )
+
     def post(self, request, *args, **kwargs):
         core = get_oauthlib_core()
         oauth_request = OauthlibRequest(

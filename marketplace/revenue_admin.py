@@ -4,6 +4,7 @@ marketplace.revenue, audited there) and the entries accrual wrote (read only).""
 from django import forms
 from django.contrib import admin
 
+from billing.admin import ReadOnlyAdmin
 from common.errors import TollgateError
 from marketplace.models import RevenueShareAgreement, RevenueShareEntry
 from marketplace.revenue import (
@@ -93,7 +94,7 @@ class RevenueShareAgreementAdmin(admin.ModelAdmin):
 
 
 @admin.register(RevenueShareEntry)
-class RevenueShareEntryAdmin(admin.ModelAdmin):
+class RevenueShareEntryAdmin(ReadOnlyAdmin):
     """What partners earned, line by line, each traced to an invoice line (and credit note)."""
 
     list_display = [
@@ -123,12 +124,3 @@ class RevenueShareEntryAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in RevenueShareEntry._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -14,23 +14,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.admin import ReadOnlyAdmin
 from common.errors import TollgateError
 from marketplace.models import PartnerStatement, Payout, RevenueShareEntry
 from marketplace.payouts import payout_create, payout_is_transfer, payout_mark_paid, payout_send
 from marketplace.statement_views import statement_csv_response, statement_document_response
 from marketplace.statements import statements_close
 from portal.audit import Actor
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class EntryInline(admin.TabularInline):

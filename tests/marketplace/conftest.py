@@ -8,6 +8,7 @@ import pytest
 from billing.defaults import ensure_default_meters
 from billing.models import Meter
 from marketplace.models import PartnerTier
+from tests.keys.conftest import gate  # noqa: F401 -- the gate over the documents API, for apps' calls
 
 TIERS = importlib.import_module("marketplace.migrations.0002_partner_tiers").TIERS
 CO_MARKETING = importlib.import_module("marketplace.migrations.0007_tier_co_marketing").CO_MARKETING
